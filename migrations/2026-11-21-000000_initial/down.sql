@@ -1,0 +1,13 @@
+DROP TABLE resource_provider_traits;
+DROP TABLE traits;
+DROP TABLE resource_provider_aggregates;
+DROP TABLE placement_aggregates;
+DROP TABLE allocations;
+DROP TABLE consumers;
+DROP TABLE consumer_types;
+DROP TABLE users;
+DROP TABLE projects;
+DROP TABLE inventories;
+DROP TABLE resource_providers;
+DROP SEQUENCE custom_resource_class_id_seq;
+DROP TABLE resource_classes;

@@ -1,0 +1,8 @@
+//! The rules of Placement and the operations that apply them, each in an
+//! explicit transaction. Pure rules (capacity, generations) are plain
+//! functions over plain data.
+
+pub mod capacity;
+pub mod resource_classes;
+pub mod resource_providers;
+pub mod traits;

@@ -1,0 +1,149 @@
+//! Renders every error the way upstream's webob exceptions with
+//! `json_error_formatter` do (`placement/util.py`): the status's standard
+//! explanation followed by the detail, as JSON, or as HTML or plain text
+//! when the client's Accept header prefers those.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::microversion::{self, Microversion};
+use crate::errors::ApiError;
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    errors: [ErrorView<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorView<'a> {
+    status: u16,
+    title: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_version: Option<String>,
+}
+
+/// webob's explanation for each status, shown before the detail.
+fn explanation(status: StatusCode, request: &HttpRequest) -> String {
+    match status.as_u16() {
+        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.".to_owned(),
+        401 => "This server could not verify that you are authorized to access the document you requested.  Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.".to_owned(),
+        403 => "Access was denied to this resource.".to_owned(),
+        404 => "The resource could not be found.".to_owned(),
+        405 => format!("The method {} is not allowed for this resource.", request.method()),
+        406 => "The resource could not be generated that was acceptable to your browser (content of type application/json).".to_owned(),
+        409 => "There was a conflict when trying to complete your request.".to_owned(),
+        415 => {
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("");
+            format!("The request media type {content_type} is not supported by this server.")
+        }
+        503 => "The server is currently unavailable. Please try again at a later time.".to_owned(),
+        _ => "The server has either erred or is incapable of performing the requested operation.".to_owned(),
+    }
+}
+
+#[derive(PartialEq)]
+enum Format {
+    Json,
+    Html,
+    Plain,
+}
+
+/// webob matches the Accept header against html, json and plain text, in
+/// that order of preference; no Accept header (or `*/*`) means JSON here.
+fn preferred_format(request: &HttpRequest) -> Format {
+    let Some(accept) = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return Format::Json;
+    };
+    let mut best: Option<(f32, Format)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|param| param.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let format = match media.as_str() {
+            "text/html" => Format::Html,
+            "application/json" | "application/*" => Format::Json,
+            "text/plain" => Format::Plain,
+            "text/*" => Format::Html,
+            _ => continue,
+        };
+        if quality > 0.0 && best.as_ref().is_none_or(|(q, _)| quality > *q) {
+            best = Some((quality, format));
+        }
+    }
+    best.map_or(Format::Json, |(_, format)| format)
+}
+
+/// Builds the error response. `version` is the negotiated microversion, if
+/// negotiation got that far; `unacceptable_version` marks the 406 of a
+/// version out of range, whose body names the supported range.
+pub fn render(
+    request: &HttpRequest,
+    error: &ApiError,
+    version: Option<Microversion>,
+    request_id: &str,
+    unacceptable_version: bool,
+) -> HttpResponse {
+    let title = error.status.canonical_reason().unwrap_or("Error");
+    let explanation = explanation(error.status, request);
+    let mut response = HttpResponse::build(error.status);
+    for (name, value) in &error.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.insert_header((HeaderName::from_static(name), value));
+        }
+    }
+    match preferred_format(request) {
+        Format::Json => {
+            let body = Envelope {
+                errors: [ErrorView {
+                    status: error.status.as_u16(),
+                    title,
+                    detail: format!("{explanation}\n\n {} ", error.detail),
+                    code: version
+                        .filter(|version| version.at_least(microversion::ERROR_CODES))
+                        .map(|_| error.code.as_str()),
+                    request_id,
+                    max_version: unacceptable_version.then(|| microversion::MAX.to_string()),
+                    min_version: unacceptable_version.then(|| microversion::MIN.to_string()),
+                }],
+            };
+            response.content_type("application/json").json(body)
+        }
+        Format::Html => response.content_type("text/html; charset=UTF-8").body(format!(
+            "<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n  {explanation}<br /><br />\n{detail}\n\n\n </body>\n</html>",
+            status = error.status.as_u16(),
+            explanation = escape_html(&explanation),
+            detail = escape_html(&error.detail),
+        )),
+        Format::Plain => response.content_type("text/plain; charset=UTF-8").body(format!(
+            "{} {title}\n\n{explanation}\n\n{}\n\n",
+            error.status.as_u16(),
+            error.detail
+        )),
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

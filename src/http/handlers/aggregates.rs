@@ -1,0 +1,21 @@
+//! PLACEHOLDER: being implemented.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+
+use crate::errors::ApiError;
+use crate::http::Request;
+
+pub async fn get_aggregates(_request: Request) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not implemented",
+    ))
+}
+
+pub async fn set_aggregates(_request: Request) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not implemented",
+    ))
+}

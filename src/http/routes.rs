@@ -1,0 +1,344 @@
+//! The route table: every path of the API with its methods, the
+//! microversion each appeared at and what content negotiation it does. The
+//! same table answers 404 for unknown paths and 405 with `Allow` for known
+//! paths with another method. Answers to upstream's `ROUTE_DECLARATIONS`
+//! in `placement/handler.py`.
+
+use std::collections::HashMap;
+
+use actix_web::HttpResponse;
+use actix_web::http::{Method, StatusCode};
+use futures_util::future::LocalBoxFuture;
+
+use super::Request;
+use super::handlers::{
+    aggregates, allocations, inventories, reshaper, resource_classes, resource_providers, root,
+    traits, usages,
+};
+use super::microversion::{self as mv, Microversion};
+use crate::errors::ApiError;
+
+pub type HandlerFuture = LocalBoxFuture<'static, Result<HttpResponse, ApiError>>;
+pub type Handler = fn(Request) -> HandlerFuture;
+
+/// webob's detail text for a 405.
+pub const METHOD_NOT_ALLOWED_DETAIL: &str =
+    "The method specified is not allowed for this resource.";
+
+/// What the dispatcher checks before the handler runs.
+#[derive(Clone, Copy)]
+pub enum Content {
+    /// The response is JSON: the Accept header must admit it (406).
+    AcceptJson,
+    /// The request carries a JSON body (415 otherwise).
+    JsonBody,
+    /// Nothing (bodiless requests with bodiless or optional responses).
+    Unchecked,
+}
+
+pub struct Operation {
+    pub method: Method,
+    pub handler: Handler,
+    /// The first microversion serving this operation.
+    pub since: Microversion,
+    /// The status below `since`: 404, or 405 for `DELETE .../inventories`.
+    pub missing_status: StatusCode,
+    pub content: Content,
+}
+
+pub struct Route {
+    segments: Vec<Segment>,
+    operations: Vec<Operation>,
+}
+
+enum Segment {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+macro_rules! op {
+    ($method:ident, $since:expr, $content:ident, $handler:path) => {
+        Operation {
+            method: Method::$method,
+            handler: |request| Box::pin($handler(request)),
+            since: $since,
+            missing_status: StatusCode::NOT_FOUND,
+            content: Content::$content,
+        }
+    };
+}
+
+fn route(pattern: &'static str, operations: Vec<Operation>) -> Route {
+    let segments = pattern
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name),
+                None => Segment::Literal(segment),
+            },
+        )
+        .collect();
+    Route {
+        segments,
+        operations,
+    }
+}
+
+/// Every route of the API.
+pub fn table() -> Vec<Route> {
+    let v1_0 = mv::MIN;
+    let mut delete_inventories = op!(
+        DELETE,
+        mv::DELETE_ALL_INVENTORIES,
+        Unchecked,
+        inventories::delete_inventories
+    );
+    delete_inventories.missing_status = StatusCode::METHOD_NOT_ALLOWED;
+    vec![
+        route("/", vec![op!(GET, v1_0, Unchecked, root::home)]),
+        route(
+            "/resource_classes",
+            vec![
+                op!(
+                    GET,
+                    mv::RESOURCE_CLASSES,
+                    AcceptJson,
+                    resource_classes::list_resource_classes
+                ),
+                op!(
+                    POST,
+                    mv::RESOURCE_CLASSES,
+                    JsonBody,
+                    resource_classes::create_resource_class
+                ),
+            ],
+        ),
+        route(
+            "/resource_classes/{name}",
+            vec![
+                op!(
+                    GET,
+                    mv::RESOURCE_CLASSES,
+                    AcceptJson,
+                    resource_classes::get_resource_class
+                ),
+                op!(
+                    PUT,
+                    mv::RESOURCE_CLASSES,
+                    Unchecked,
+                    resource_classes::update_resource_class
+                ),
+                op!(
+                    DELETE,
+                    mv::RESOURCE_CLASSES,
+                    Unchecked,
+                    resource_classes::delete_resource_class
+                ),
+            ],
+        ),
+        route(
+            "/resource_providers",
+            vec![
+                op!(
+                    GET,
+                    v1_0,
+                    AcceptJson,
+                    resource_providers::list_resource_providers
+                ),
+                op!(
+                    POST,
+                    v1_0,
+                    JsonBody,
+                    resource_providers::create_resource_provider
+                ),
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}",
+            vec![
+                op!(
+                    GET,
+                    v1_0,
+                    AcceptJson,
+                    resource_providers::get_resource_provider
+                ),
+                op!(
+                    DELETE,
+                    v1_0,
+                    Unchecked,
+                    resource_providers::delete_resource_provider
+                ),
+                op!(
+                    PUT,
+                    v1_0,
+                    JsonBody,
+                    resource_providers::update_resource_provider
+                ),
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}/inventories",
+            vec![
+                op!(GET, v1_0, AcceptJson, inventories::get_inventories),
+                op!(POST, v1_0, JsonBody, inventories::create_inventory),
+                op!(PUT, v1_0, JsonBody, inventories::set_inventories),
+                delete_inventories,
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}/inventories/{resource_class}",
+            vec![
+                op!(GET, v1_0, AcceptJson, inventories::get_inventory),
+                op!(PUT, v1_0, JsonBody, inventories::update_inventory),
+                op!(DELETE, v1_0, Unchecked, inventories::delete_inventory),
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}/usages",
+            vec![op!(GET, v1_0, AcceptJson, usages::list_usages)],
+        ),
+        route(
+            "/resource_providers/{uuid}/aggregates",
+            vec![
+                op!(GET, mv::AGGREGATES, AcceptJson, aggregates::get_aggregates),
+                op!(PUT, mv::AGGREGATES, JsonBody, aggregates::set_aggregates),
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}/allocations",
+            vec![op!(
+                GET,
+                v1_0,
+                AcceptJson,
+                allocations::list_for_resource_provider
+            )],
+        ),
+        route(
+            "/allocations",
+            vec![op!(
+                POST,
+                mv::POST_ALLOCATIONS,
+                JsonBody,
+                allocations::set_allocations
+            )],
+        ),
+        route(
+            "/allocations/{consumer_uuid}",
+            vec![
+                op!(GET, v1_0, AcceptJson, allocations::list_for_consumer),
+                op!(
+                    PUT,
+                    v1_0,
+                    JsonBody,
+                    allocations::set_allocations_for_consumer
+                ),
+                op!(DELETE, v1_0, Unchecked, allocations::delete_allocations),
+            ],
+        ),
+        route(
+            "/traits",
+            vec![op!(GET, mv::TRAITS, AcceptJson, traits::list_traits)],
+        ),
+        route(
+            "/traits/{name}",
+            vec![
+                op!(GET, mv::TRAITS, Unchecked, traits::get_trait),
+                op!(PUT, mv::TRAITS, Unchecked, traits::put_trait),
+                op!(DELETE, mv::TRAITS, Unchecked, traits::delete_trait),
+            ],
+        ),
+        route(
+            "/resource_providers/{uuid}/traits",
+            vec![
+                op!(
+                    GET,
+                    mv::TRAITS,
+                    AcceptJson,
+                    traits::list_traits_for_resource_provider
+                ),
+                op!(
+                    PUT,
+                    mv::TRAITS,
+                    JsonBody,
+                    traits::update_traits_for_resource_provider
+                ),
+                op!(
+                    DELETE,
+                    mv::TRAITS,
+                    Unchecked,
+                    traits::delete_traits_for_resource_provider
+                ),
+            ],
+        ),
+        route(
+            "/usages",
+            vec![op!(GET, mv::USAGES, AcceptJson, usages::get_total_usages)],
+        ),
+        route(
+            "/reshaper",
+            vec![op!(POST, mv::RESHAPER, JsonBody, reshaper::reshape)],
+        ),
+    ]
+}
+
+fn matches(route: &Route, segments: &[&str]) -> Option<HashMap<&'static str, String>> {
+    if route.segments.len() != segments.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (expected, actual) in route.segments.iter().zip(segments) {
+        match expected {
+            Segment::Literal(literal) if literal == actual => {}
+            Segment::Literal(_) => return None,
+            Segment::Param(name) => {
+                let decoded = percent_decode(actual)?;
+                params.insert(*name, decoded);
+            }
+        }
+    }
+    Some(params)
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes: Vec<u8> =
+        form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned().into_bytes())?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Finds the operation for `method` on `path`: 404 when no route matches
+/// the path, 405 with `Allow` when the path matches but the method does not.
+pub fn resolve<'a>(
+    routes: &'a [Route],
+    method: &Method,
+    path: &str,
+) -> Result<(&'a Operation, HashMap<&'static str, String>), ApiError> {
+    let segments: Vec<&str> = if path == "/" || path.is_empty() {
+        Vec::new()
+    } else {
+        match path.strip_prefix('/') {
+            Some(rest) => rest.split('/').collect(),
+            None => return Err(ApiError::resource_not_found()),
+        }
+    };
+    for route in routes {
+        if let Some(params) = matches(route, &segments) {
+            if let Some(operation) = route.operations.iter().find(|op| op.method == method) {
+                return Ok((operation, params));
+            }
+            let allow = route
+                .operations
+                .iter()
+                .map(|op| op.method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut error =
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_DETAIL);
+            error.headers.push(("allow", allow));
+            return Err(error);
+        }
+    }
+    Err(ApiError::resource_not_found())
+}

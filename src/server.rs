@@ -1,0 +1,79 @@
+//! Start-up: migrations, standard data, the policy enforcer and the HTTP
+//! server. Shared by `main` and the integration tests.
+
+use std::net::TcpListener;
+
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Config;
+use crate::http;
+use crate::policy::Enforcer;
+use crate::state::AppState;
+use crate::storage::{self, Database, StorageError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot use the database: {0}")]
+    Database(#[from] StorageError),
+    #[error("cannot load the policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Applies pending migrations and syncs the standard resource classes and
+/// traits, under the start-up lock.
+pub fn prepare_database(database: &Database, migrate: bool) -> Result<(), StorageError> {
+    let mut connection = database.connection()?;
+    storage::migrations::with_startup_lock(&mut connection, |connection| {
+        if migrate {
+            storage::migrations::run_pending_unlocked(connection)?;
+        }
+        storage::standard_data::sync(connection)
+    })
+}
+
+/// Builds the shared state: database pool, policy and routes.
+pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+    let db = Database::connect(&config.database_url, config.pool_size)?;
+    prepare_database(&db, config.migrate_on_start)?;
+    let policy = Enforcer::from_file(config.policy_defaults, config.policy_file.as_deref())?;
+    Ok(AppState {
+        db,
+        config,
+        policy,
+        routes: http::routes::table(),
+    })
+}
+
+/// Largest request body accepted (large `POST /allocations` and reshaper
+/// bodies included).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Serves the API on `listener` until the process is stopped.
+pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+    let workers = state.config.workers;
+    let state = web::Data::new(state);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .default_service(web::to(http::dispatch))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run()
+    .await
+}
+
+/// Binds the configured address.
+pub fn bind(config: &Config) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(config.listen).map_err(|source| StartupError::Listen {
+        address: config.listen,
+        source,
+    })
+}

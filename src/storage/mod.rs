@@ -1,0 +1,144 @@
+//! Everything that knows diesel: the connection pool, the one blocking
+//! bridge (`Database::run`), migrations and the query functions of each
+//! resource.
+
+use std::time::Duration;
+
+use diesel::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+pub mod schema;
+pub mod standard_data;
+
+pub type Connection = PgConnection;
+type ManagedPool = Pool<ConnectionManager<PgConnection>>;
+
+/// A failure talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No connection could be had: the database is down or unreachable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("database query failed: {0}")]
+    Query(DieselError),
+}
+
+impl From<DieselError> for StorageError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                StorageError::Unavailable(error.to_string())
+            }
+            _ => StorageError::Query(error),
+        }
+    }
+}
+
+/// True when `error` is a unique-constraint violation (a lost insert race or
+/// a duplicate name).
+pub fn is_unique_violation(error: &DieselError) -> bool {
+    matches!(
+        error,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// The pool of PostgreSQL connections, and the only way to use one.
+#[derive(Clone)]
+pub struct Database {
+    pool: ManagedPool,
+}
+
+impl Database {
+    /// Builds the pool and checks that one connection can be made.
+    pub fn connect(url: &str, pool_size: u32) -> Result<Database, StorageError> {
+        let manager = ConnectionManager::<PgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(|error| StorageError::Unavailable(error.to_string()))?;
+        Ok(Database { pool })
+    }
+
+    /// A connection for start-up and command-line work, outside any request.
+    pub fn connection(
+        &self,
+    ) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StorageError> {
+        self.pool
+            .get()
+            .map_err(|error| StorageError::Unavailable(error.to_string()))
+    }
+
+    /// Runs blocking diesel work on actix's blocking thread pool with a
+    /// pooled connection, keeping the async workers free.
+    pub async fn run<F, T, E>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        let outcome = actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut connection = pool
+                .get()
+                .map_err(|error| E::from(StorageError::Unavailable(error.to_string())))?;
+            work(&mut connection)
+        })
+        .await;
+        match outcome {
+            Ok(result) => result,
+            Err(blocking) => Err(E::from(StorageError::Unavailable(blocking.to_string()))),
+        }
+    }
+}
+
+pub mod migrations {
+    //! Schema migrations embedded in the binary, applied under an advisory
+    //! lock so that several processes starting together take turns.
+
+    use diesel::prelude::*;
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+    use super::{Connection, StorageError};
+
+    const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+    /// Arbitrary, fixed key of the advisory lock serialising start-up work.
+    const STARTUP_LOCK_KEY: i64 = 0x706c_6163_656d;
+
+    /// Applies every pending migration; the caller holds the start-up lock.
+    pub fn run_pending_unlocked(connection: &mut Connection) -> Result<usize, StorageError> {
+        connection
+            .run_pending_migrations(MIGRATIONS)
+            .map(|applied| applied.len())
+            .map_err(|error| StorageError::Unavailable(format!("migration failed: {error}")))
+    }
+
+    /// Runs `work` while holding the start-up advisory lock.
+    pub fn with_startup_lock<T>(
+        connection: &mut Connection,
+        work: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        diesel::sql_query(format!("SELECT pg_advisory_lock({STARTUP_LOCK_KEY})"))
+            .execute(connection)
+            .map_err(StorageError::from)?;
+        let result = work(connection);
+        let unlock = diesel::sql_query(format!("SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})"))
+            .execute(connection)
+            .map_err(StorageError::from);
+        let value = result?;
+        unlock?;
+        Ok(value)
+    }
+}
+
+pub mod resource_classes;
+pub mod resource_providers;
+pub mod traits;

@@ -1,0 +1,126 @@
+//! Queries on `traits` and `resource_provider_traits`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::Connection;
+use super::schema::{resource_provider_traits, traits};
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = traits)]
+pub struct TraitRow {
+    pub id: i32,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Filters of `GET /traits`.
+#[derive(Default, Debug)]
+pub struct TraitFilter {
+    pub name_in: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    /// Some(true): only traits some provider has; Some(false): only those
+    /// none has.
+    pub associated: Option<bool>,
+}
+
+pub fn list(connection: &mut Connection, filter: &TraitFilter) -> QueryResult<Vec<TraitRow>> {
+    let mut query = traits::table.select(TraitRow::as_select()).into_boxed();
+    if let Some(names) = &filter.name_in {
+        query = query.filter(traits::name.eq_any(names));
+    }
+    if let Some(prefix) = &filter.prefix {
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(traits::name.like(format!("{escaped}%")));
+    }
+    let associated = resource_provider_traits::table.select(resource_provider_traits::trait_id);
+    match filter.associated {
+        Some(true) => query = query.filter(traits::id.eq_any(associated)),
+        Some(false) => query = query.filter(traits::id.ne_all(associated)),
+        None => {}
+    }
+    query.order(traits::name).load(connection)
+}
+
+pub fn get_by_name(connection: &mut Connection, name: &str) -> QueryResult<Option<TraitRow>> {
+    traits::table
+        .filter(traits::name.eq(name))
+        .select(TraitRow::as_select())
+        .first(connection)
+        .optional()
+}
+
+/// Inserts a trait unless it exists; returns the row either way, and
+/// whether this call created it.
+pub fn ensure(connection: &mut Connection, name: &str) -> QueryResult<(TraitRow, bool)> {
+    let inserted = diesel::insert_into(traits::table)
+        .values(traits::name.eq(name))
+        .on_conflict_do_nothing()
+        .returning(TraitRow::as_returning())
+        .get_result(connection)
+        .optional()?;
+    match inserted {
+        Some(row) => Ok((row, true)),
+        None => traits::table
+            .filter(traits::name.eq(name))
+            .select(TraitRow::as_select())
+            .first(connection)
+            .map(|row| (row, false)),
+    }
+}
+
+pub fn is_associated(connection: &mut Connection, trait_id: i32) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        resource_provider_traits::table.filter(resource_provider_traits::trait_id.eq(trait_id)),
+    ))
+    .get_result(connection)
+}
+
+pub fn delete(connection: &mut Connection, trait_id: i32) -> QueryResult<usize> {
+    diesel::delete(traits::table.find(trait_id)).execute(connection)
+}
+
+/// The traits of one provider, by name.
+pub fn list_for_provider(
+    connection: &mut Connection,
+    provider_id: i32,
+) -> QueryResult<Vec<TraitRow>> {
+    traits::table
+        .inner_join(resource_provider_traits::table)
+        .filter(resource_provider_traits::resource_provider_id.eq(provider_id))
+        .select(TraitRow::as_select())
+        .order(traits::name)
+        .load(connection)
+}
+
+/// Replaces the traits of a provider with `trait_ids`.
+pub fn replace_for_provider(
+    connection: &mut Connection,
+    provider_id: i32,
+    trait_ids: &[i32],
+) -> QueryResult<()> {
+    diesel::delete(
+        resource_provider_traits::table
+            .filter(resource_provider_traits::resource_provider_id.eq(provider_id)),
+    )
+    .execute(connection)?;
+    let rows: Vec<_> = trait_ids
+        .iter()
+        .map(|trait_id| {
+            (
+                resource_provider_traits::trait_id.eq(*trait_id),
+                resource_provider_traits::resource_provider_id.eq(provider_id),
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(resource_provider_traits::table)
+            .values(&rows)
+            .execute(connection)?;
+    }
+    Ok(())
+}
