@@ -2,7 +2,13 @@
 //! that checks bodies and query strings against them. Answers to upstream's
 //! `placement/schemas/`.
 
+pub mod aggregates;
+pub mod allocations;
 pub mod common;
+pub mod inventories;
+pub mod reshaper;
 pub mod resource_classes;
+pub mod resource_providers;
 pub mod traits;
+pub mod usages;
 pub mod validator;

@@ -139,6 +139,11 @@ pub mod migrations {
     }
 }
 
+pub mod aggregates;
+pub mod allocations;
+pub mod consumers;
+pub mod inventories;
 pub mod resource_classes;
 pub mod resource_providers;
 pub mod traits;
+pub mod usages;
