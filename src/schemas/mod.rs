@@ -6,6 +6,7 @@ pub mod aggregates;
 pub mod allocations;
 pub mod common;
 pub mod inventories;
+pub mod query;
 pub mod reshaper;
 pub mod resource_classes;
 pub mod resource_providers;

@@ -1,21 +1,92 @@
-//! PLACEHOLDER: being implemented.
+//! `/resource_providers/{uuid}/aggregates` (upstream
+//! `handlers/aggregate.py`).
 
 use actix_web::HttpResponse;
-use actix_web::http::StatusCode;
+use uuid::Uuid;
 
+use crate::domain::aggregates as domain;
+use crate::domain::resource_providers as providers;
 use crate::errors::ApiError;
 use crate::http::Request;
+use crate::http::microversion as mv;
+use crate::policy::actions;
+use crate::schemas::aggregates::{AggregatesView, SET_AGGREGATES_1_1, SET_AGGREGATES_1_19};
+use crate::schemas::query::parse_uuid_like;
 
-pub async fn get_aggregates(_request: Request) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented",
-    ))
+fn respond(request: &Request, aggregates: Vec<String>, generation: i32) -> HttpResponse {
+    let body = AggregatesView {
+        aggregates,
+        resource_provider_generation: request
+            .version
+            .at_least(mv::AGGREGATE_GENERATION)
+            .then_some(generation),
+    };
+    // Upstream records no time for the associations: always "now".
+    request.json_ok(&body, None)
 }
 
-pub async fn set_aggregates(_request: Request) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented",
-    ))
+/// `GET /resource_providers/{uuid}/aggregates` (1.1): the provider's
+/// aggregate uuids, with its generation from 1.19. 200; 404.
+pub async fn get_aggregates(request: Request) -> Result<HttpResponse, ApiError> {
+    request.authorize(actions::AGGREGATES_LIST)?;
+    let uuid = request.path_param("uuid").to_owned();
+    let (provider, aggregates) = request
+        .state
+        .db
+        .run(move |connection| domain::list_for_provider(connection, &uuid))
+        .await?;
+    let aggregates = aggregates.iter().map(Uuid::to_string).collect();
+    Ok(respond(&request, aggregates, provider.generation))
+}
+
+/// `PUT /resource_providers/{uuid}/aggregates` (1.1): replace the
+/// provider's aggregates. Before 1.19 the body is a bare list; from 1.19
+/// it carries the generation, which must match and is bumped. 200; 400;
+/// 404; 409 `concurrent_update`.
+pub async fn set_aggregates(request: Request) -> Result<HttpResponse, ApiError> {
+    request.authorize(actions::AGGREGATES_UPDATE)?;
+    let uuid = request.path_param("uuid").to_owned();
+    let lookup = uuid.clone();
+    request
+        .state
+        .db
+        .run(move |connection| providers::find(connection, &lookup))
+        .await?;
+    let with_generation = request.version.at_least(mv::AGGREGATE_GENERATION);
+    let (list, generation) = if with_generation {
+        let data = request.json_body(&SET_AGGREGATES_1_19)?;
+        let generation = data["resource_provider_generation"].as_i64();
+        (data["aggregates"].clone(), generation)
+    } else {
+        (request.json_body(&SET_AGGREGATES_1_1)?, None)
+    };
+    let given: Vec<String> = list
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut aggregates: Vec<Uuid> = Vec::with_capacity(given.len());
+    for text in &given {
+        let parsed = parse_uuid_like(text).ok_or_else(|| {
+            ApiError::bad_request(format!("JSON does not validate: '{text}' is not a 'uuid'"))
+        })?;
+        if !aggregates.contains(&parsed) {
+            aggregates.push(parsed);
+        }
+    }
+    let generation = if with_generation {
+        Some(generation.unwrap_or(-1))
+    } else {
+        None
+    };
+    let provider = request
+        .state
+        .db
+        .run(move |connection| domain::set_for_provider(connection, &uuid, &aggregates, generation))
+        .await?;
+    Ok(respond(&request, given, provider.generation))
 }
