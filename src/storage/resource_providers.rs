@@ -1,5 +1,6 @@
 //! Queries on `resource_providers`, including the generation
-//! compare-and-swap every provider-changing write goes through.
+//! compare-and-swap every provider-changing write goes through, tree
+//! moves, and the filtered list of `GET /resource_providers`.
 
 use std::collections::HashMap;
 

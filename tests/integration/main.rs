@@ -4,4 +4,5 @@
 mod support;
 
 mod protocol;
+mod resource_providers;
 mod standard_data;

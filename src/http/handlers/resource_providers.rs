@@ -167,7 +167,11 @@ fn query_uuid(value: &str) -> Result<Uuid, ApiError> {
 /// Reads the filters of `GET /resource_providers` known at `version`.
 fn list_filter(query: &Query, version: Microversion) -> Result<ListFilter, ApiError> {
     let mut filter = ListFilter {
-        name: query.get("name").map(str::to_owned),
+        // As upstream, an empty name does not filter.
+        name: query
+            .get("name")
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned),
         ..ListFilter::default()
     };
     if let Some(uuid) = query.get("uuid") {
