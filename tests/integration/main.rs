@@ -3,5 +3,6 @@
 
 mod support;
 
+mod allocations;
 mod protocol;
 mod standard_data;
