@@ -22,11 +22,24 @@ pub struct ConsumerRow {
 
 /// The id of the project with this external id, created if missing.
 ///
+/// Reads first so that the common case inserts nothing (and spends no
+/// sequence value).
+///
 /// ```sql
+/// SELECT id FROM projects WHERE external_id = $1;
+/// -- when absent:
 /// INSERT INTO projects (external_id) VALUES ($1) ON CONFLICT DO NOTHING;
 /// SELECT id FROM projects WHERE external_id = $1;
 /// ```
 pub fn ensure_project(connection: &mut Connection, external_id: &str) -> QueryResult<i32> {
+    let existing = projects::table
+        .filter(projects::external_id.eq(external_id))
+        .select(projects::id)
+        .first(connection)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     diesel::insert_into(projects::table)
         .values(projects::external_id.eq(external_id))
         .on_conflict_do_nothing()
@@ -39,6 +52,14 @@ pub fn ensure_project(connection: &mut Connection, external_id: &str) -> QueryRe
 
 /// The id of the user with this external id, created if missing.
 pub fn ensure_user(connection: &mut Connection, external_id: &str) -> QueryResult<i32> {
+    let existing = users::table
+        .filter(users::external_id.eq(external_id))
+        .select(users::id)
+        .first(connection)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     diesel::insert_into(users::table)
         .values(users::external_id.eq(external_id))
         .on_conflict_do_nothing()
@@ -51,6 +72,14 @@ pub fn ensure_user(connection: &mut Connection, external_id: &str) -> QueryResul
 
 /// The id of the consumer type with this name, created if missing.
 pub fn ensure_consumer_type(connection: &mut Connection, name: &str) -> QueryResult<i32> {
+    let existing = consumer_types::table
+        .filter(consumer_types::name.eq(name))
+        .select(consumer_types::id)
+        .first(connection)
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     diesel::insert_into(consumer_types::table)
         .values(consumer_types::name.eq(name))
         .on_conflict_do_nothing()

@@ -79,6 +79,11 @@ fn consumer_write(
     let allocations =
         parse_allocations(&body["allocations"], version.at_least(mv::ALLOCATIONS_DICT))?;
     let config = &request.state.config;
+    let project_user_required = version.at_least(mv::PROJECT_USER_REQUIRED);
+    if project_user_required && (body.get("project_id").is_none() || body.get("user_id").is_none())
+    {
+        return Err(malformed_body());
+    }
     let identity = match optional_string(&body["project_id"]) {
         Some(project_id) => ConsumerIdentity {
             project_id,
@@ -100,9 +105,10 @@ fn consumer_write(
         ..identity
     };
     let expected_generation = if version.at_least(mv::CONSUMER_GENERATIONS) {
-        match &body["consumer_generation"] {
-            Value::Null => ExpectedGeneration::Absent,
-            value => ExpectedGeneration::Is(value.as_i64().ok_or_else(malformed_body)?),
+        match body.get("consumer_generation") {
+            None => return Err(malformed_body()),
+            Some(Value::Null) => ExpectedGeneration::Absent,
+            Some(value) => ExpectedGeneration::Is(value.as_i64().ok_or_else(malformed_body)?),
         }
     } else {
         ExpectedGeneration::Unchecked
