@@ -3,6 +3,7 @@
 
 mod support;
 
+mod allocations;
 mod protocol;
 mod resource_providers;
 mod standard_data;

@@ -1,0 +1,112 @@
+//! Allocation writes: capacity, consumer generations, and above all no
+//! over-allocation when many clients write at once. Providers and
+//! inventories are written straight into the database so that these tests
+//! depend only on the allocation endpoints.
+
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+const PROVIDER: &str = "7b3f4b0a-0000-4000-8000-000000000001";
+
+/// A provider with `total` VCPU (class id 0), straight into the database.
+fn provider_with_vcpus(server: &TestServer, total: i64) {
+    let mut connection = server.database.connection();
+    diesel::sql_query(format!(
+        "INSERT INTO resource_providers (id, uuid, name, root_provider_id) \
+         VALUES (1, '{PROVIDER}', 'rp', 1)"
+    ))
+    .execute(&mut connection)
+    .expect("insert provider");
+    diesel::sql_query(format!(
+        "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
+         min_unit, max_unit, step_size, allocation_ratio) VALUES (1, 0, {total}, 0, 1, {total}, 1, 1.0)"
+    ))
+    .execute(&mut connection)
+    .expect("insert inventory");
+}
+
+fn claim(vcpus: i64, generation: Value) -> Value {
+    json!({
+        "allocations": {PROVIDER: {"resources": {"VCPU": vcpus}}},
+        "project_id": "project",
+        "user_id": "user",
+        "consumer_generation": generation,
+        "consumer_type": "INSTANCE"
+    })
+}
+
+#[test]
+fn concurrent_claims_never_exceed_capacity() {
+    let server = TestServer::start_with(|config| {
+        config.workers = 2;
+        config.pool_size = 8;
+    });
+    provider_with_vcpus(&server, 10);
+    let client = server.client();
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let consumer = uuid::Uuid::new_v4();
+                let reply = client.put(&format!("/allocations/{consumer}"), &claim(1, Value::Null));
+                (reply.status, reply.error_code())
+            })
+        })
+        .collect();
+    let outcomes: Vec<(u16, String)> = threads
+        .into_iter()
+        .map(|thread| thread.join().expect("thread"))
+        .collect();
+    let granted = outcomes.iter().filter(|(status, _)| *status == 204).count();
+    assert!(
+        outcomes
+            .iter()
+            .all(|(status, _)| *status == 204 || *status == 409),
+        "{outcomes:?}"
+    );
+    assert!(granted <= 10, "{granted} claims granted on 10 VCPU");
+    let usages = client.get(&format!("/resource_providers/{PROVIDER}/allocations"));
+    let allocated: i64 = usages.body["allocations"]
+        .as_object()
+        .expect("allocations")
+        .values()
+        .map(|consumer| consumer["resources"]["VCPU"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(allocated as usize, granted);
+}
+
+#[test]
+fn consumer_generation_guards_rewrites() {
+    let server = TestServer::start();
+    provider_with_vcpus(&server, 8);
+    let client = server.client();
+    let path = "/allocations/0c1f6a1e-0000-4000-8000-000000000001";
+    assert_eq!(client.put(path, &claim(2, json!(3))).status, 409);
+    assert_eq!(client.put(path, &claim(2, Value::Null)).status, 204);
+    let shown = client.get(path);
+    assert_eq!(shown.body["consumer_generation"], 1);
+    assert_eq!(shown.body["consumer_type"], "INSTANCE");
+    let stale = client.put(path, &claim(3, Value::Null));
+    assert_eq!(stale.status, 409);
+    assert_eq!(stale.error_code(), "placement.concurrent_update");
+    assert!(
+        stale
+            .error_detail()
+            .contains("consumer generation conflict - expected 1 but got None")
+    );
+    let too_much = client.put(path, &claim(9, json!(1)));
+    assert_eq!(too_much.status, 409);
+    assert!(
+        too_much
+            .error_detail()
+            .contains("would violate inventory constraints")
+    );
+    // Safe delete: empty allocations with the current generation.
+    let mut empty = claim(1, json!(1));
+    empty["allocations"] = json!({});
+    assert_eq!(client.put(path, &empty).status, 204);
+    assert_eq!(client.get(path).body, json!({"allocations": {}}));
+    assert_eq!(client.delete(path).status, 404);
+}
