@@ -4,6 +4,11 @@
 mod support;
 
 mod allocations;
+mod bad_input;
+mod claim_rules;
+mod claims;
+mod generations;
 mod protocol;
+mod providers;
 mod resource_providers;
 mod standard_data;

@@ -1,0 +1,175 @@
+//! Concurrent claims through several server processes on one database:
+//! no provider may end up over capacity, and every accepted claim must
+//! show in the usages.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::TestDatabase;
+use crate::support::http::Client;
+
+const PROCESSES: usize = 3;
+const CLIENTS: usize = 32;
+const PROVIDERS: usize = 4;
+/// Capacity per provider: (total - reserved) * ratio = (12 - 2) * 2.0.
+const VCPU_CAPACITY: i64 = 20;
+
+struct ServerProcess {
+    child: Child,
+    client: Client,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+fn start_process(database_url: &str) -> ServerProcess {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_placement"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("PORT", port.to_string())
+        .env("RBAC", "legacy")
+        .env("PLACEMENT_WORKERS", "2")
+        .env("PLACEMENT_DB_POOL_SIZE", "8")
+        .env("PLACEMENT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start placement");
+    let client = Client::new(&format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok() {
+            return ServerProcess { child, client };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server process did not start");
+}
+
+#[test]
+fn many_clients_on_several_processes_never_over_allocate() {
+    let database = TestDatabase::new();
+    let processes: Vec<ServerProcess> = (0..PROCESSES).map(|_| start_process(&database.url())).collect();
+    let admin = processes[0].client.clone();
+    let mut providers = Vec::new();
+    for index in 0..PROVIDERS {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let created = admin.post(
+            "/resource_providers",
+            &json!({"name": format!("compute-{index}"), "uuid": uuid}),
+        );
+        assert_eq!(created.status, 200, "{:?}", created.body);
+        let inventory = admin.put(
+            &format!("/resource_providers/{uuid}/inventories"),
+            &json!({
+                "resource_provider_generation": 0,
+                "inventories": {
+                    "VCPU": {"total": 12, "reserved": 2, "allocation_ratio": 2.0},
+                    "MEMORY_MB": {"total": 65536, "max_unit": 65536}
+                }
+            }),
+        );
+        assert_eq!(inventory.status, 200, "{:?}", inventory.body);
+        providers.push(uuid);
+    }
+    let providers = Arc::new(providers);
+    let clients: Vec<Client> = processes.iter().map(|process| process.client.clone()).collect();
+    let attempted = Arc::new(AtomicUsize::new(0));
+    let conflicts = Arc::new(AtomicUsize::new(0));
+    let capacity_refusals = Arc::new(AtomicUsize::new(0));
+    let unexpected = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(60);
+
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|worker| {
+            let client = clients[worker % clients.len()].clone();
+            let providers = Arc::clone(&providers);
+            let attempted = Arc::clone(&attempted);
+            let conflicts = Arc::clone(&conflicts);
+            let capacity_refusals = Arc::clone(&capacity_refusals);
+            let unexpected = Arc::clone(&unexpected);
+            std::thread::spawn(move || {
+                let mut accepted = vec![0i64; providers.len()];
+                let mut full = vec![false; providers.len()];
+                let mut turn = worker;
+                while !full.iter().all(|done| *done) && Instant::now() < deadline {
+                    turn = (turn + 1) % providers.len();
+                    if full[turn] {
+                        continue;
+                    }
+                    let consumer = uuid::Uuid::new_v4();
+                    let body = json!({
+                        "allocations": {providers[turn].as_str(): {"resources": {"VCPU": 1, "MEMORY_MB": 256}}},
+                        "project_id": "claims-project",
+                        "user_id": "claims-user",
+                        "consumer_generation": null,
+                        "consumer_type": "INSTANCE"
+                    });
+                    attempted.fetch_add(1, Ordering::Relaxed);
+                    let reply = client.put(&format!("/allocations/{consumer}"), &body);
+                    match (reply.status, reply.error_code().as_str()) {
+                        (204, _) => accepted[turn] += 1,
+                        (409, "placement.concurrent_update") => {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (409, _) => {
+                            capacity_refusals.fetch_add(1, Ordering::Relaxed);
+                            full[turn] = true;
+                        }
+                        _ => {
+                            unexpected.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+
+    let mut accepted = vec![0i64; PROVIDERS];
+    for worker in workers {
+        for (total, count) in accepted.iter_mut().zip(worker.join().expect("client thread")) {
+            *total += count;
+        }
+    }
+    let accepted_total: i64 = accepted.iter().sum();
+    eprintln!(
+        "claims: {PROCESSES} processes, {CLIENTS} clients, attempted {}, accepted {accepted_total}, \
+         409 generation conflicts {}, 409 capacity {}, unexpected {}",
+        attempted.load(Ordering::Relaxed),
+        conflicts.load(Ordering::Relaxed),
+        capacity_refusals.load(Ordering::Relaxed),
+        unexpected.load(Ordering::Relaxed),
+    );
+    assert_eq!(unexpected.load(Ordering::Relaxed), 0, "only 204 and 409 are expected");
+    for (uuid, accepted) in providers.iter().zip(&accepted) {
+        let usages = admin.get(&format!("/resource_providers/{uuid}/usages"));
+        let used = usages.body["usages"]["VCPU"].as_i64().unwrap_or(-1);
+        assert!(used <= VCPU_CAPACITY, "provider {uuid} over capacity: {used}");
+        assert_eq!(used, *accepted, "every 204 shows in the usage of {uuid}");
+        assert_eq!(used, VCPU_CAPACITY, "clients stop only when {uuid} is full");
+    }
+    let project = admin.get("/usages?project_id=claims-project");
+    assert_eq!(
+        project.body["usages"]["INSTANCE"]["VCPU"].as_i64(),
+        Some(accepted_total),
+        "{:?}",
+        project.body
+    );
+}

@@ -1,0 +1,112 @@
+//! Provider generations: the compare-and-swap that serialises writers, and
+//! the server-side retry of allocation writes that lose it.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::support::TestServer;
+use placement::storage::resource_providers::{bump_generation, get_by_uuid};
+
+fn create_provider(server: &TestServer, name: &str) -> String {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let reply = server
+        .client()
+        .post("/resource_providers", &json!({"name": name, "uuid": uuid}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    uuid
+}
+
+#[test]
+fn two_connections_racing_on_one_generation_let_exactly_one_win() {
+    let server = TestServer::start();
+    let uuid = create_provider(&server, "raced");
+    let parsed = uuid::Uuid::parse_str(&uuid).expect("uuid");
+    let mut first = server.database.connection();
+    let mut second = server.database.connection();
+    let seen_first = get_by_uuid(&mut first, parsed).expect("read").expect("row");
+    let seen_second = get_by_uuid(&mut second, parsed).expect("read").expect("row");
+    assert_eq!(seen_first.generation, seen_second.generation);
+    let won = bump_generation(&mut first, seen_first.id, seen_first.generation).expect("bump");
+    let lost = bump_generation(&mut second, seen_second.id, seen_second.generation).expect("bump");
+    assert_eq!(won, Some(seen_first.generation + 1));
+    assert_eq!(lost, None);
+}
+
+#[test]
+fn a_stale_generation_on_a_provider_write_is_a_409() {
+    let server = TestServer::start();
+    let client = server.client();
+    let uuid = create_provider(&server, "stale");
+    let first = client.put(
+        &format!("/resource_providers/{uuid}/traits"),
+        &json!({"traits": ["HW_CPU_X86_AVX2"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["resource_provider_generation"], 1);
+    let stale = client.put(
+        &format!("/resource_providers/{uuid}/traits"),
+        &json!({"traits": [], "resource_provider_generation": 0}),
+    );
+    assert_eq!(stale.status, 409);
+    assert_eq!(stale.error_code(), "placement.concurrent_update");
+    let traits = client.get(&format!("/resource_providers/{uuid}/traits"));
+    assert_eq!(traits.body["traits"], json!(["HW_CPU_X86_AVX2"]));
+}
+
+#[test]
+fn allocation_writes_give_up_after_the_configured_number_of_attempts() {
+    let server = TestServer::start_with(|config| config.allocation_conflict_retry_count = 3);
+    let client = server.client();
+    let uuid = create_provider(&server, "contended");
+    let inventory = client.put(
+        &format!("/resource_providers/{uuid}/inventories"),
+        &json!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 8}}}),
+    );
+    assert_eq!(inventory.status, 200, "{:?}", inventory.body);
+    // Make every generation compare-and-swap lose, as if another writer
+    // always got there first, and count the attempts.
+    server
+        .database
+        .connection()
+        .batch_execute(
+            "CREATE SEQUENCE cas_attempts;
+             CREATE FUNCTION lose_cas() RETURNS trigger AS $$
+             BEGIN
+                 IF NEW.generation = OLD.generation + 1 THEN
+                     PERFORM nextval('cas_attempts');
+                     RETURN NULL;
+                 END IF;
+                 RETURN NEW;
+             END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER lose_cas BEFORE UPDATE ON resource_providers
+                 FOR EACH ROW EXECUTE FUNCTION lose_cas();",
+        )
+        .expect("install trigger");
+    let consumer = uuid::Uuid::new_v4();
+    let reply = client.put(
+        &format!("/allocations/{consumer}"),
+        &json!({
+            "allocations": {uuid.as_str(): {"resources": {"VCPU": 1}}},
+            "project_id": "p", "user_id": "u",
+            "consumer_generation": null, "consumer_type": "INSTANCE"
+        }),
+    );
+    assert_eq!(reply.status, 409, "{:?}", reply.body);
+    assert_eq!(reply.error_code(), "placement.concurrent_update");
+    assert!(!reply.error_detail().contains("consumer generation conflict"));
+    // Sequences are not transactional: the count survives the rollbacks.
+    #[derive(QueryableByName)]
+    struct Attempts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        last_value: i64,
+    }
+    let attempts = diesel::sql_query("SELECT last_value FROM cas_attempts")
+        .get_result::<Attempts>(&mut server.database.connection())
+        .expect("attempts");
+    assert_eq!(attempts.last_value, 3, "one compare-and-swap per attempt");
+    let usages = client.get(&format!("/resource_providers/{uuid}/usages"));
+    assert_eq!(usages.body["usages"]["VCPU"], 0);
+    let allocations = client.get(&format!("/allocations/{consumer}"));
+    assert_eq!(allocations.body["allocations"], json!({}));
+}
