@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 
+use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Config;
@@ -54,11 +55,11 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
 /// bodies included).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Serves the API on `listener` until the process is stopped.
-pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+/// The HTTP server for `state` on `listener`, not yet awaited.
+pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.config.workers;
     let state = web::Data::new(state);
-    HttpServer::new(move || {
+    Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
@@ -66,8 +67,12 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
     })
     .workers(workers)
     .listen(listener)?
-    .run()
-    .await
+    .run())
+}
+
+/// Serves the API on `listener` until the process is stopped.
+pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
+    build_server(state, listener)?.await
 }
 
 /// Binds the configured address.

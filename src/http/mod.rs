@@ -62,11 +62,7 @@ impl Request {
     /// Checks a policy rule against the default target (the caller's own
     /// project and user), as upstream's `context.can(action)`.
     pub fn authorize(&self, action: &str) -> Result<(), ApiError> {
-        let target = Target {
-            project_id: self.credentials.project_id.clone(),
-            user_id: Some(self.credentials.user_id.clone()),
-        };
-        self.authorize_on(action, &target)
+        self.authorize_on(action, &Target::of(&self.credentials))
     }
 
     /// Checks a policy rule against an explicit target.

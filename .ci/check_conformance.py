@@ -1,0 +1,39 @@
+"""Compares a conformance report with the list of known failures.
+
+Fails when a test fails that the list does not name (a regression), and
+when a listed test now passes (so the list only ever shrinks). Prints the
+counts in the plain 'N passed, N failed' form.
+"""
+
+import json
+import sys
+
+
+def main(report_path, known_path):
+    with open(report_path) as report_file:
+        report = json.load(report_file)
+    with open(known_path) as known_file:
+        known = {
+            line.split("#", 1)[0].strip()
+            for line in known_file
+            if line.split("#", 1)[0].strip()
+        }
+    tests = report["tests"]
+    failed = {t["id"] for t in tests if t["outcome"] in ("failed", "error")}
+    passed = {t["id"] for t in tests if t["outcome"] not in ("failed", "error", "skipped")}
+    regressions = sorted(failed - known)
+    fixed = sorted(known & passed)
+    print(f"conformance: {len(passed)} passed, {len(failed)} failed "
+          f"({len(failed & known)} known, {len(regressions)} new)")
+    for test_id in regressions:
+        print(f"NEW FAILURE {test_id}")
+    for test_id in fixed:
+        print(f"NOW PASSING (remove from {known_path}) {test_id}")
+    if not tests:
+        print("the conformance report has no tests")
+        return 1
+    return 1 if regressions or fixed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,7 @@
+//! Integration tests: the real server in-process (or as processes) on a
+//! fresh PostgreSQL database per test.
+
+mod support;
+
+mod protocol;
+mod standard_data;

@@ -1,0 +1,188 @@
+//! Test support: a fresh PostgreSQL database per test, cloned from a
+//! migrated template, and the real server started in-process on it.
+
+use std::net::TcpListener;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use diesel::PgConnection;
+use diesel::prelude::*;
+use placement::config::Config;
+use placement::server;
+use placement::storage::Database;
+use serde_json::Value;
+
+pub mod http;
+
+/// Admin connection used to create and drop test databases.
+pub fn admin_url() -> String {
+    std::env::var("PLACEMENT_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `admin_url()` with another database name.
+pub fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}"),
+        None => admin,
+    }
+}
+
+fn admin() -> PgConnection {
+    PgConnection::establish(&admin_url()).expect("connect to PostgreSQL as admin")
+}
+
+/// A template database with the schema and standard data, made once per
+/// test run.
+fn template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = format!("placement_test_template_{}", std::process::id());
+        let mut admin = admin();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut admin)
+            .expect("drop old template");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create template");
+        {
+            let database = Database::connect(&url_for(&name), 1).expect("connect to template");
+            server::prepare_database(&database, true).expect("migrate template");
+        }
+        name
+    })
+}
+
+/// A database of its own for one test, dropped when it goes out of scope.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub fn new() -> TestDatabase {
+        let template = template();
+        let name = format!("placement_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = admin();
+        // CREATE DATABASE ... TEMPLATE fails while another session is
+        // connected to the template, which happens only briefly.
+        let mut attempts = 0;
+        loop {
+            match diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .execute(&mut admin)
+            {
+                Ok(_) => break,
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    let _ = error;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => panic!("create test database: {error}"),
+            }
+        }
+        TestDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        url_for(&self.name)
+    }
+
+    pub fn connection(&self) -> PgConnection {
+        PgConnection::establish(&self.url()).expect("connect to test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let mut admin = admin();
+        let _ = diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin);
+    }
+}
+
+/// Configuration for a test server on `database`: upstream's defaults,
+/// legacy RBAC as the conformance suite, a small pool and one worker.
+pub fn test_config(database_url: &str) -> Config {
+    use placement::config::{CorsConfig, GenerationStrategy};
+    use placement::policy::Defaults;
+    Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database_url: database_url.to_owned(),
+        pool_size: 4,
+        workers: 1,
+        migrate_on_start: true,
+        policy_defaults: Defaults::Legacy,
+        policy_file: None,
+        cors: CorsConfig::default(),
+        allocation_conflict_retry_count: 10,
+        incomplete_consumer_project_id: "00000000-0000-0000-0000-000000000000".to_owned(),
+        incomplete_consumer_user_id: "00000000-0000-0000-0000-000000000000".to_owned(),
+        randomize_allocation_candidates: false,
+        max_allocation_candidates: None,
+        generation_strategy: GenerationStrategy::DepthFirst,
+    }
+}
+
+/// The server running in this process on a fresh database.
+pub struct TestServer {
+    pub database: TestDatabase,
+    pub base_url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts a server whose configuration `adjust` may change.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let database = TestDatabase::new();
+        let mut config = test_config(&database.url());
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let state = server::build_state(config).expect("server state");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = server::build_server(state, listener).expect("server");
+                let _ = sender.send(server.handle());
+                let _ = server.await;
+            });
+        });
+        let handle = receiver.recv().expect("server handle");
+        TestServer {
+            database,
+            base_url: format!("http://{address}"),
+            handle,
+        }
+    }
+
+    pub fn client(&self) -> http::Client {
+        http::Client::new(&self.base_url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting for the runtime thread: the database drop
+        // that follows forces remaining connections closed.
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+/// A JSON value's field as a string, for short assertions.
+pub fn text(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .map(|field| match field {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
