@@ -1,1 +1,240 @@
-//! PLACEHOLDER: being implemented.
+//! Queries on `inventories`, and the allocation look-ups that guard
+//! inventory changes (classes in use, current usage per class).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer};
+use diesel::upsert::excluded;
+
+use super::Connection;
+use super::schema::{inventories, resource_classes};
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = inventories)]
+pub struct InventoryRow {
+    pub id: i32,
+    pub resource_provider_id: i32,
+    pub resource_class_id: i32,
+    pub total: i64,
+    pub reserved: i64,
+    pub min_unit: i64,
+    pub max_unit: i64,
+    pub step_size: i64,
+    pub allocation_ratio: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The values of one inventory record as written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InventoryValues {
+    pub total: i64,
+    pub reserved: i64,
+    pub min_unit: i64,
+    pub max_unit: i64,
+    pub step_size: i64,
+    pub allocation_ratio: f64,
+}
+
+/// The inventories of one provider with their class names, by class id.
+pub fn list_for_provider(
+    connection: &mut Connection,
+    provider_id: i32,
+) -> QueryResult<Vec<(InventoryRow, String)>> {
+    inventories::table
+        .inner_join(resource_classes::table)
+        .filter(inventories::resource_provider_id.eq(provider_id))
+        .order(inventories::resource_class_id)
+        .select((InventoryRow::as_select(), resource_classes::name))
+        .load(connection)
+}
+
+/// The inventory of one class on one provider, looked up by class name.
+pub fn get_for_provider(
+    connection: &mut Connection,
+    provider_id: i32,
+    class_name: &str,
+) -> QueryResult<Option<InventoryRow>> {
+    inventories::table
+        .inner_join(resource_classes::table)
+        .filter(inventories::resource_provider_id.eq(provider_id))
+        .filter(resource_classes::name.eq(class_name))
+        .select(InventoryRow::as_select())
+        .first(connection)
+        .optional()
+}
+
+/// The class ids a provider has inventory of.
+pub fn class_ids_for_provider(
+    connection: &mut Connection,
+    provider_id: i32,
+) -> QueryResult<Vec<i32>> {
+    inventories::table
+        .filter(inventories::resource_provider_id.eq(provider_id))
+        .select(inventories::resource_class_id)
+        .load(connection)
+}
+
+/// Inserts one inventory; an existing one of the same class is a unique
+/// violation.
+pub fn insert(
+    connection: &mut Connection,
+    provider_id: i32,
+    class_id: i32,
+    limits: &InventoryValues,
+) -> QueryResult<InventoryRow> {
+    diesel::insert_into(inventories::table)
+        .values(new_values(provider_id, class_id, limits))
+        .returning(InventoryRow::as_returning())
+        .get_result(connection)
+}
+
+/// Overwrites the limits of an existing inventory; `None` when the
+/// provider has no inventory of that class.
+pub fn update(
+    connection: &mut Connection,
+    provider_id: i32,
+    class_id: i32,
+    limits: &InventoryValues,
+) -> QueryResult<Option<InventoryRow>> {
+    diesel::update(
+        inventories::table
+            .filter(inventories::resource_provider_id.eq(provider_id))
+            .filter(inventories::resource_class_id.eq(class_id)),
+    )
+    .set((
+        inventories::total.eq(limits.total),
+        inventories::reserved.eq(limits.reserved),
+        inventories::min_unit.eq(limits.min_unit),
+        inventories::max_unit.eq(limits.max_unit),
+        inventories::step_size.eq(limits.step_size),
+        inventories::allocation_ratio.eq(limits.allocation_ratio),
+        inventories::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(InventoryRow::as_returning())
+    .get_result(connection)
+    .optional()
+}
+
+/// Inserts or overwrites several inventories of one provider in one
+/// statement; `updated_at` is set only on rows that existed.
+///
+/// ```sql
+/// INSERT INTO inventories (resource_provider_id, resource_class_id, total, ...)
+/// VALUES (...), (...)
+/// ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE
+/// SET total = excluded.total, ..., updated_at = now()
+/// ```
+pub fn upsert(
+    connection: &mut Connection,
+    provider_id: i32,
+    records: &[(i32, InventoryValues)],
+) -> QueryResult<usize> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<_> = records
+        .iter()
+        .map(|(class_id, limits)| new_values(provider_id, *class_id, limits))
+        .collect();
+    diesel::insert_into(inventories::table)
+        .values(&rows)
+        .on_conflict((
+            inventories::resource_provider_id,
+            inventories::resource_class_id,
+        ))
+        .do_update()
+        .set((
+            inventories::total.eq(excluded(inventories::total)),
+            inventories::reserved.eq(excluded(inventories::reserved)),
+            inventories::min_unit.eq(excluded(inventories::min_unit)),
+            inventories::max_unit.eq(excluded(inventories::max_unit)),
+            inventories::step_size.eq(excluded(inventories::step_size)),
+            inventories::allocation_ratio.eq(excluded(inventories::allocation_ratio)),
+            inventories::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(connection)
+}
+
+/// Deletes the provider's inventories of the given classes; returns how
+/// many rows went.
+pub fn delete(
+    connection: &mut Connection,
+    provider_id: i32,
+    class_ids: &[i32],
+) -> QueryResult<usize> {
+    diesel::delete(
+        inventories::table
+            .filter(inventories::resource_provider_id.eq(provider_id))
+            .filter(inventories::resource_class_id.eq_any(class_ids)),
+    )
+    .execute(connection)
+}
+
+#[allow(clippy::type_complexity)]
+fn new_values(
+    provider_id: i32,
+    class_id: i32,
+    limits: &InventoryValues,
+) -> (
+    diesel::dsl::Eq<inventories::resource_provider_id, i32>,
+    diesel::dsl::Eq<inventories::resource_class_id, i32>,
+    diesel::dsl::Eq<inventories::total, i64>,
+    diesel::dsl::Eq<inventories::reserved, i64>,
+    diesel::dsl::Eq<inventories::min_unit, i64>,
+    diesel::dsl::Eq<inventories::max_unit, i64>,
+    diesel::dsl::Eq<inventories::step_size, i64>,
+    diesel::dsl::Eq<inventories::allocation_ratio, f64>,
+) {
+    (
+        inventories::resource_provider_id.eq(provider_id),
+        inventories::resource_class_id.eq(class_id),
+        inventories::total.eq(limits.total),
+        inventories::reserved.eq(limits.reserved),
+        inventories::min_unit.eq(limits.min_unit),
+        inventories::max_unit.eq(limits.max_unit),
+        inventories::step_size.eq(limits.step_size),
+        inventories::allocation_ratio.eq(limits.allocation_ratio),
+    )
+}
+
+#[derive(QueryableByName)]
+struct ClassUsage {
+    #[diesel(sql_type = Integer)]
+    resource_class_id: i32,
+    #[diesel(sql_type = BigInt)]
+    used: i64,
+}
+
+/// How much of each of the given classes is allocated from a provider;
+/// classes without allocations are absent. An inventory of a class present
+/// here is in use and may not be deleted.
+///
+/// ```sql
+/// SELECT resource_class_id, SUM(used)::bigint AS used
+/// FROM allocations
+/// WHERE resource_provider_id = $1 AND resource_class_id = ANY($2)
+/// GROUP BY resource_class_id ORDER BY resource_class_id
+/// ```
+pub fn usage_by_class(
+    connection: &mut Connection,
+    provider_id: i32,
+    class_ids: &[i32],
+) -> QueryResult<Vec<(i32, i64)>> {
+    if class_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ClassUsage> = diesel::sql_query(
+        "SELECT resource_class_id, SUM(used)::bigint AS used \
+         FROM allocations \
+         WHERE resource_provider_id = $1 AND resource_class_id = ANY($2) \
+         GROUP BY resource_class_id ORDER BY resource_class_id",
+    )
+    .bind::<Integer, _>(provider_id)
+    .bind::<Array<Integer>, _>(class_ids)
+    .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.resource_class_id, row.used))
+        .collect())
+}
