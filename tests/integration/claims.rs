@@ -39,7 +39,7 @@ fn free_port() -> u16 {
 
 fn start_process(database_url: &str) -> ServerProcess {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_placement"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_placement"))
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("PORT", port.to_string())
@@ -59,6 +59,8 @@ fn start_process(database_url: &str) -> ServerProcess {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server process did not start");
 }
 
