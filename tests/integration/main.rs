@@ -3,5 +3,6 @@
 
 mod support;
 
+mod inventories;
 mod protocol;
 mod standard_data;

@@ -166,9 +166,22 @@ fn bodiless_put_creates_a_custom_class_once() {
     use diesel::prelude::*;
     let server = TestServer::start();
     let client = server.client();
-    assert_eq!(client.put("/resource_classes/CUSTOM_FPGA_X", &json!(null)).status, 201);
-    assert_eq!(client.put("/resource_classes/CUSTOM_FPGA_X", &json!(null)).status, 204);
-    assert_eq!(client.put("/resource_classes/VCPU", &json!(null)).status, 400);
+    assert_eq!(
+        client
+            .put("/resource_classes/CUSTOM_FPGA_X", &json!(null))
+            .status,
+        201
+    );
+    assert_eq!(
+        client
+            .put("/resource_classes/CUSTOM_FPGA_X", &json!(null))
+            .status,
+        204
+    );
+    assert_eq!(
+        client.put("/resource_classes/VCPU", &json!(null)).status,
+        400
+    );
     let mut connection = server.database.connection();
     let ids: Vec<i32> = placement::storage::schema::resource_classes::table
         .filter(placement::storage::schema::resource_classes::name.eq("CUSTOM_FPGA_X"))
