@@ -8,6 +8,7 @@ mod bad_input;
 mod claim_rules;
 mod claims;
 mod generations;
+mod inventories;
 mod protocol;
 mod providers;
 mod resource_providers;
