@@ -23,7 +23,12 @@ fn malformed_json_is_400() {
     let server = TestServer::start();
     let client = server.client();
     let uuid = provider(&client);
-    let reply = client.send_raw("PUT", &format!("/resource_providers/{uuid}/inventories"), "application/json", "{\"inventories\": [");
+    let reply = client.send_raw(
+        "PUT",
+        &format!("/resource_providers/{uuid}/inventories"),
+        "application/json",
+        "{\"inventories\": [",
+    );
     assert_eq!(reply.status, 400);
     assert!(reply.error_detail().contains("Malformed JSON"));
     assert_eq!(generation(&client, &uuid), 0);
@@ -39,7 +44,11 @@ fn schema_violations_are_400() {
         &json!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 8, "bogus": 1}}}),
     );
     assert_eq!(reply.status, 400);
-    assert!(reply.error_detail().contains("Additional properties are not allowed"));
+    assert!(
+        reply
+            .error_detail()
+            .contains("Additional properties are not allowed")
+    );
     assert_eq!(generation(&client, &uuid), 0);
 }
 
@@ -68,7 +77,10 @@ fn bad_uuids_are_4xx() {
     let server = TestServer::start();
     let client = server.client();
     assert_eq!(client.get("/resource_providers/not-a-uuid").status, 404);
-    let create = client.post("/resource_providers", &json!({"name": "x", "uuid": "not-a-uuid"}));
+    let create = client.post(
+        "/resource_providers",
+        &json!({"name": "x", "uuid": "not-a-uuid"}),
+    );
     assert_eq!(create.status, 400);
     let member_of = client.get("/resource_providers?member_of=not-a-uuid");
     assert_eq!(member_of.status, 400);
@@ -100,9 +112,15 @@ fn unicode_names_are_stored_and_bad_ones_refused() {
     let server = TestServer::start();
     let client = server.client();
     let uuid = uuid::Uuid::new_v4().to_string();
-    let created = client.post("/resource_providers", &json!({"name": "∑ümmit ☃", "uuid": uuid}));
+    let created = client.post(
+        "/resource_providers",
+        &json!({"name": "∑ümmit ☃", "uuid": uuid}),
+    );
     assert_eq!(created.status, 200);
-    assert_eq!(client.get(&format!("/resource_providers/{uuid}")).body["name"], "∑ümmit ☃");
+    assert_eq!(
+        client.get(&format!("/resource_providers/{uuid}")).body["name"],
+        "∑ümmit ☃"
+    );
     let trait_reply = client.put("/traits/CUSTOM_☃", &json!(null));
     assert_eq!(trait_reply.status, 400);
 }
@@ -118,13 +136,19 @@ fn a_database_that_went_away_is_503() {
     ))
     .execute(&mut admin)
     .expect("terminate backends");
-    diesel::sql_query(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", server.database.name))
-        .execute(&mut admin)
-        .expect("refuse connections");
+    diesel::sql_query(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+        server.database.name
+    ))
+    .execute(&mut admin)
+    .expect("refuse connections");
     let reply = client.get("/resource_classes");
     assert_eq!(reply.status, 503, "{:?}", reply.body);
     assert_eq!(reply.body["errors"][0]["status"], 503);
-    diesel::sql_query(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", server.database.name))
-        .execute(&mut admin)
-        .expect("allow connections");
+    diesel::sql_query(format!(
+        "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+        server.database.name
+    ))
+    .execute(&mut admin)
+    .expect("allow connections");
 }

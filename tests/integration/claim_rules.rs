@@ -18,7 +18,13 @@ fn provider_with_inventory(client: &Client, name: &str, inventories: Value) -> S
     uuid
 }
 
-fn claim(client: &Client, consumer: &str, provider: &str, resources: Value, generation: Value) -> Reply {
+fn claim(
+    client: &Client,
+    consumer: &str,
+    provider: &str,
+    resources: Value,
+    generation: Value,
+) -> Reply {
     client.put(
         &format!("/allocations/{consumer}"),
         &json!({
@@ -34,7 +40,9 @@ fn new_consumer() -> String {
 }
 
 fn vcpu_used(client: &Client, provider: &str) -> i64 {
-    client.get(&format!("/resource_providers/{provider}/usages")).body["usages"]["VCPU"]
+    client
+        .get(&format!("/resource_providers/{provider}/usages"))
+        .body["usages"]["VCPU"]
         .as_i64()
         .unwrap_or(-1)
 }
@@ -49,12 +57,42 @@ fn capacity_is_total_minus_reserved_times_ratio() {
         "cn1",
         json!({"VCPU": {"total": 10, "reserved": 2, "allocation_ratio": 1.5}}),
     );
-    assert_eq!(claim(&client, &new_consumer(), &provider, json!({"VCPU": 8}), json!(null)).status, 204);
-    assert_eq!(claim(&client, &new_consumer(), &provider, json!({"VCPU": 4}), json!(null)).status, 204);
-    let beyond = claim(&client, &new_consumer(), &provider, json!({"VCPU": 1}), json!(null));
+    assert_eq!(
+        claim(
+            &client,
+            &new_consumer(),
+            &provider,
+            json!({"VCPU": 8}),
+            json!(null)
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        claim(
+            &client,
+            &new_consumer(),
+            &provider,
+            json!({"VCPU": 4}),
+            json!(null)
+        )
+        .status,
+        204
+    );
+    let beyond = claim(
+        &client,
+        &new_consumer(),
+        &provider,
+        json!({"VCPU": 1}),
+        json!(null),
+    );
     assert_eq!(beyond.status, 409);
     assert_eq!(beyond.error_code(), "placement.undefined_code");
-    assert!(beyond.error_detail().contains("The requested amount would exceed the capacity"));
+    assert!(
+        beyond
+            .error_detail()
+            .contains("The requested amount would exceed the capacity")
+    );
     assert_eq!(vcpu_used(&client, &provider), 12);
 }
 
@@ -68,12 +106,28 @@ fn min_max_and_step_are_enforced() {
         json!({"VCPU": {"total": 64, "min_unit": 2, "max_unit": 16, "step_size": 2}}),
     );
     for amount in [1, 3, 18] {
-        let refused = claim(&client, &new_consumer(), &provider, json!({"VCPU": amount}), json!(null));
+        let refused = claim(
+            &client,
+            &new_consumer(),
+            &provider,
+            json!({"VCPU": amount}),
+            json!(null),
+        );
         assert_eq!(refused.status, 409, "amount {amount}");
-        assert!(refused.error_detail().contains("would violate inventory constraints"));
+        assert!(
+            refused
+                .error_detail()
+                .contains("would violate inventory constraints")
+        );
     }
     for amount in [2, 16] {
-        let accepted = claim(&client, &new_consumer(), &provider, json!({"VCPU": amount}), json!(null));
+        let accepted = claim(
+            &client,
+            &new_consumer(),
+            &provider,
+            json!({"VCPU": amount}),
+            json!(null),
+        );
         assert_eq!(accepted.status, 204, "amount {amount}: {:?}", accepted.body);
     }
     assert_eq!(vcpu_used(&client, &provider), 18);
@@ -85,19 +139,40 @@ fn an_over_capacity_provider_accepts_writes_that_do_not_worsen_it() {
     let client = server.client();
     let provider = provider_with_inventory(&client, "cn1", json!({"VCPU": {"total": 10}}));
     let consumer = new_consumer();
-    assert_eq!(claim(&client, &consumer, &provider, json!({"VCPU": 8}), json!(null)).status, 204);
+    assert_eq!(
+        claim(
+            &client,
+            &consumer,
+            &provider,
+            json!({"VCPU": 8}),
+            json!(null)
+        )
+        .status,
+        204
+    );
     // The operator reserves more: capacity 4, usage 8.
-    let generation = client.get(&format!("/resource_providers/{provider}")).body["generation"].clone();
+    let generation =
+        client.get(&format!("/resource_providers/{provider}")).body["generation"].clone();
     let reserve = client.put(
         &format!("/resource_providers/{provider}/inventories"),
         &json!({"resource_provider_generation": generation, "inventories": {"VCPU": {"total": 10, "reserved": 6}}}),
     );
     assert_eq!(reserve.status, 200, "{:?}", reserve.body);
     let shrink = claim(&client, &consumer, &provider, json!({"VCPU": 6}), json!(1));
-    assert_eq!(shrink.status, 204, "shrinking an overage is allowed: {:?}", shrink.body);
+    assert_eq!(
+        shrink.status, 204,
+        "shrinking an overage is allowed: {:?}",
+        shrink.body
+    );
     let grow = claim(&client, &consumer, &provider, json!({"VCPU": 7}), json!(2));
     assert_eq!(grow.status, 409, "growing an overage is refused");
-    let other = claim(&client, &new_consumer(), &provider, json!({"VCPU": 1}), json!(null));
+    let other = claim(
+        &client,
+        &new_consumer(),
+        &provider,
+        json!({"VCPU": 1}),
+        json!(null),
+    );
     assert_eq!(other.status, 409, "a new consumer makes it worse");
     assert_eq!(vcpu_used(&client, &provider), 6);
 }
@@ -108,20 +183,47 @@ fn consumer_generations_guard_concurrent_updates_of_one_consumer() {
     let client = server.client();
     let provider = provider_with_inventory(&client, "cn1", json!({"VCPU": {"total": 10}}));
     let consumer = new_consumer();
-    assert_eq!(claim(&client, &consumer, &provider, json!({"VCPU": 1}), json!(null)).status, 204);
+    assert_eq!(
+        claim(
+            &client,
+            &consumer,
+            &provider,
+            json!({"VCPU": 1}),
+            json!(null)
+        )
+        .status,
+        204
+    );
     // null means "I expect no consumer": it exists now.
-    let again = claim(&client, &consumer, &provider, json!({"VCPU": 2}), json!(null));
+    let again = claim(
+        &client,
+        &consumer,
+        &provider,
+        json!({"VCPU": 2}),
+        json!(null),
+    );
     assert_eq!(again.status, 409);
     assert_eq!(again.error_code(), "placement.concurrent_update");
-    assert!(again.error_detail().contains("consumer generation conflict"));
+    assert!(
+        again
+            .error_detail()
+            .contains("consumer generation conflict")
+    );
     let current = client.get(&format!("/allocations/{consumer}"));
     assert_eq!(current.body["consumer_generation"], 1);
     let stale = claim(&client, &consumer, &provider, json!({"VCPU": 2}), json!(5));
     assert_eq!(stale.status, 409);
-    assert!(stale.error_detail().contains("consumer generation conflict"));
+    assert!(
+        stale
+            .error_detail()
+            .contains("consumer generation conflict")
+    );
     let updated = claim(&client, &consumer, &provider, json!({"VCPU": 2}), json!(1));
     assert_eq!(updated.status, 204);
-    assert_eq!(client.get(&format!("/allocations/{consumer}")).body["consumer_generation"], 2);
+    assert_eq!(
+        client.get(&format!("/allocations/{consumer}")).body["consumer_generation"],
+        2
+    );
     // The safe delete: empty allocations at the current generation.
     let delete = client.put(
         &format!("/allocations/{consumer}"),
@@ -130,7 +232,10 @@ fn consumer_generations_guard_concurrent_updates_of_one_consumer() {
     );
     assert_eq!(delete.status, 204);
     assert_eq!(vcpu_used(&client, &provider), 0);
-    assert_eq!(client.get(&format!("/allocations/{consumer}")).body["allocations"], json!({}));
+    assert_eq!(
+        client.get(&format!("/allocations/{consumer}")).body["allocations"],
+        json!({})
+    );
 }
 
 #[test]
@@ -139,7 +244,8 @@ fn a_refused_claim_changes_nothing() {
     let client = server.client();
     let small = provider_with_inventory(&client, "small", json!({"VCPU": {"total": 2}}));
     let large = provider_with_inventory(&client, "large", json!({"VCPU": {"total": 100}}));
-    let generation_before = client.get(&format!("/resource_providers/{large}")).body["generation"].clone();
+    let generation_before =
+        client.get(&format!("/resource_providers/{large}")).body["generation"].clone();
     let consumer = new_consumer();
     let reply = client.put(
         &format!("/allocations/{consumer}"),
@@ -154,5 +260,8 @@ fn a_refused_claim_changes_nothing() {
     );
     assert_eq!(reply.status, 409);
     assert_eq!(vcpu_used(&client, &large), 0);
-    assert_eq!(client.get(&format!("/resource_providers/{large}")).body["generation"], generation_before);
+    assert_eq!(
+        client.get(&format!("/resource_providers/{large}")).body["generation"],
+        generation_before
+    );
 }

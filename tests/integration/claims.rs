@@ -54,7 +54,10 @@ fn start_process(database_url: &str) -> ServerProcess {
     let client = Client::new(&format!("http://127.0.0.1:{port}"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if ureq::get(&format!("http://127.0.0.1:{port}/")).call().is_ok() {
+        if ureq::get(&format!("http://127.0.0.1:{port}/"))
+            .call()
+            .is_ok()
+        {
             return ServerProcess { child, client };
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -67,7 +70,9 @@ fn start_process(database_url: &str) -> ServerProcess {
 #[test]
 fn many_clients_on_several_processes_never_over_allocate() {
     let database = TestDatabase::new();
-    let processes: Vec<ServerProcess> = (0..PROCESSES).map(|_| start_process(&database.url())).collect();
+    let processes: Vec<ServerProcess> = (0..PROCESSES)
+        .map(|_| start_process(&database.url()))
+        .collect();
     let admin = processes[0].client.clone();
     let mut providers = Vec::new();
     for index in 0..PROVIDERS {
@@ -91,7 +96,10 @@ fn many_clients_on_several_processes_never_over_allocate() {
         providers.push(uuid);
     }
     let providers = Arc::new(providers);
-    let clients: Vec<Client> = processes.iter().map(|process| process.client.clone()).collect();
+    let clients: Vec<Client> = processes
+        .iter()
+        .map(|process| process.client.clone())
+        .collect();
     let attempted = Arc::new(AtomicUsize::new(0));
     let conflicts = Arc::new(AtomicUsize::new(0));
     let capacity_refusals = Arc::new(AtomicUsize::new(0));
@@ -146,7 +154,10 @@ fn many_clients_on_several_processes_never_over_allocate() {
 
     let mut accepted = vec![0i64; PROVIDERS];
     for worker in workers {
-        for (total, count) in accepted.iter_mut().zip(worker.join().expect("client thread")) {
+        for (total, count) in accepted
+            .iter_mut()
+            .zip(worker.join().expect("client thread"))
+        {
             *total += count;
         }
     }
@@ -159,11 +170,18 @@ fn many_clients_on_several_processes_never_over_allocate() {
         capacity_refusals.load(Ordering::Relaxed),
         unexpected.load(Ordering::Relaxed),
     );
-    assert_eq!(unexpected.load(Ordering::Relaxed), 0, "only 204 and 409 are expected");
+    assert_eq!(
+        unexpected.load(Ordering::Relaxed),
+        0,
+        "only 204 and 409 are expected"
+    );
     for (uuid, accepted) in providers.iter().zip(&accepted) {
         let usages = admin.get(&format!("/resource_providers/{uuid}/usages"));
         let used = usages.body["usages"]["VCPU"].as_i64().unwrap_or(-1);
-        assert!(used <= VCPU_CAPACITY, "provider {uuid} over capacity: {used}");
+        assert!(
+            used <= VCPU_CAPACITY,
+            "provider {uuid} over capacity: {used}"
+        );
         assert_eq!(used, *accepted, "every 204 shows in the usage of {uuid}");
         assert_eq!(used, VCPU_CAPACITY, "clients stop only when {uuid} is full");
     }

@@ -25,7 +25,9 @@ fn two_connections_racing_on_one_generation_let_exactly_one_win() {
     let mut first = server.database.connection();
     let mut second = server.database.connection();
     let seen_first = get_by_uuid(&mut first, parsed).expect("read").expect("row");
-    let seen_second = get_by_uuid(&mut second, parsed).expect("read").expect("row");
+    let seen_second = get_by_uuid(&mut second, parsed)
+        .expect("read")
+        .expect("row");
     assert_eq!(seen_first.generation, seen_second.generation);
     let won = bump_generation(&mut first, seen_first.id, seen_first.generation).expect("bump");
     let lost = bump_generation(&mut second, seen_second.id, seen_second.generation).expect("bump");
@@ -94,7 +96,11 @@ fn allocation_writes_give_up_after_the_configured_number_of_attempts() {
     );
     assert_eq!(reply.status, 409, "{:?}", reply.body);
     assert_eq!(reply.error_code(), "placement.concurrent_update");
-    assert!(!reply.error_detail().contains("consumer generation conflict"));
+    assert!(
+        !reply
+            .error_detail()
+            .contains("consumer generation conflict")
+    );
     // Sequences are not transactional: the count survives the rollbacks.
     #[derive(QueryableByName)]
     struct Attempts {

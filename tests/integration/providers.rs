@@ -15,7 +15,12 @@ fn create(client: &Client, name: &str, parent: Option<&str>) -> String {
     uuid
 }
 
-fn update(client: &Client, uuid: &str, name: &str, parent: Option<&str>) -> crate::support::http::Reply {
+fn update(
+    client: &Client,
+    uuid: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> crate::support::http::Reply {
     client.put(
         &format!("/resource_providers/{uuid}"),
         &json!({"name": name, "parent_provider_uuid": parent}),
@@ -33,7 +38,10 @@ fn children_share_their_parents_root() {
     assert_eq!(shown.body["root_provider_uuid"], root.as_str());
     assert_eq!(shown.body["parent_provider_uuid"], child.as_str());
     let tree = client.get(&format!("/resource_providers?in_tree={child}"));
-    assert_eq!(tree.body["resource_providers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        tree.body["resource_providers"].as_array().map(Vec::len),
+        Some(3)
+    );
 }
 
 #[test]
@@ -61,15 +69,27 @@ fn from_1_37_providers_move_with_their_subtree_but_not_into_it() {
 
     assert_eq!(update(&client, &child, "child", Some(&second)).status, 200);
     let moved = client.get(&format!("/resource_providers/{grandchild}"));
-    assert_eq!(moved.body["root_provider_uuid"], second.as_str(), "the subtree moves along");
+    assert_eq!(
+        moved.body["root_provider_uuid"],
+        second.as_str(),
+        "the subtree moves along"
+    );
 
     let loop_attempt = update(&client, &child, "child", Some(&grandchild));
     assert_eq!(loop_attempt.status, 400);
-    assert!(loop_attempt.error_detail().contains("creating loop in the provider tree is not allowed."));
+    assert!(
+        loop_attempt
+            .error_detail()
+            .contains("creating loop in the provider tree is not allowed.")
+    );
 
     assert_eq!(update(&client, &child, "child", None).status, 200);
     let root = client.get(&format!("/resource_providers/{grandchild}"));
-    assert_eq!(root.body["root_provider_uuid"], child.as_str(), "an un-parented provider is a root");
+    assert_eq!(
+        root.body["root_provider_uuid"],
+        child.as_str(),
+        "an un-parented provider is a root"
+    );
 }
 
 #[test]
@@ -80,7 +100,18 @@ fn a_parent_with_children_cannot_be_deleted() {
     let child = create(&client, "child", Some(&root));
     let refused = client.delete(&format!("/resource_providers/{root}"));
     assert_eq!(refused.status, 409);
-    assert_eq!(refused.error_code(), "placement.resource_provider.cannot_delete_parent");
-    assert_eq!(client.delete(&format!("/resource_providers/{child}")).status, 204);
-    assert_eq!(client.delete(&format!("/resource_providers/{root}")).status, 204);
+    assert_eq!(
+        refused.error_code(),
+        "placement.resource_provider.cannot_delete_parent"
+    );
+    assert_eq!(
+        client
+            .delete(&format!("/resource_providers/{child}"))
+            .status,
+        204
+    );
+    assert_eq!(
+        client.delete(&format!("/resource_providers/{root}")).status,
+        204
+    );
 }

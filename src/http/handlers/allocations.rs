@@ -69,7 +69,7 @@ fn optional_string(value: &Value) -> Option<String> {
 }
 
 /// One consumer's write from its (validated) body at the request's version.
-fn consumer_write(
+pub(crate) fn consumer_write(
     request: &Request,
     consumer_uuid: Uuid,
     body: &Value,
