@@ -76,6 +76,32 @@ impl DomainError {
         }
     }
 
+    /// The same error with `prefix` before its detail, as upstream's
+    /// handlers wrap the exceptions of its objects.
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            DomainError::BadRequest { code, detail } => DomainError::BadRequest {
+                code,
+                detail: format!("{prefix}{detail}"),
+            },
+            DomainError::NotFound(detail) => DomainError::NotFound(format!("{prefix}{detail}")),
+            DomainError::Conflict { code, detail } => DomainError::Conflict {
+                code,
+                detail: format!("{prefix}{detail}"),
+            },
+            other => other,
+        }
+    }
+
+    /// A not-found turned into a 400 with the same detail (a name in a
+    /// body, rather than in the path, that does not exist).
+    pub fn not_found_as_bad_request(self) -> Self {
+        match self {
+            DomainError::NotFound(detail) => DomainError::bad_request(detail),
+            other => other,
+        }
+    }
+
     /// A provider generation mismatch on a write that carried a generation.
     pub fn provider_generation_conflict(action: &str) -> Self {
         DomainError::conflict(

@@ -105,31 +105,6 @@ pub fn resolve_classes(
         .collect()
 }
 
-/// Puts `prefix` before an error's detail, as upstream's handlers wrap
-/// the exceptions of its objects.
-fn prefixed(error: DomainError, prefix: &str) -> DomainError {
-    match error {
-        DomainError::BadRequest { code, detail } => DomainError::BadRequest {
-            code,
-            detail: format!("{prefix}{detail}"),
-        },
-        DomainError::NotFound(detail) => DomainError::NotFound(format!("{prefix}{detail}")),
-        DomainError::Conflict { code, detail } => DomainError::Conflict {
-            code,
-            detail: format!("{prefix}{detail}"),
-        },
-        other => other,
-    }
-}
-
-/// The same error's detail as a 400.
-fn as_bad_request(error: DomainError) -> DomainError {
-    match error {
-        DomainError::NotFound(detail) => DomainError::bad_request(detail),
-        other => other,
-    }
-}
-
 /// 409 for a generation given with a write that is no longer current, with
 /// the inventory handlers' own text.
 fn check_generation(provider: &ProviderRow, expected: i64) -> Result<(), DomainError> {
@@ -204,9 +179,9 @@ pub fn create(
         );
         let conflict = "Update conflict: ";
         check_capacity(&provider.uuid.to_string(), inventory, rule)
-            .map_err(|error| prefixed(error, &refused))?;
+            .map_err(|error| DomainError::prefixed(error, &refused))?;
         let class_id = resolve_classes(connection, &[inventory.resource_class.as_str()])
-            .map_err(|error| prefixed(as_bad_request(error), &refused))?[0];
+            .map_err(|error| DomainError::prefixed(error.not_found_as_bad_request(), &refused))?[0];
         let row = match store::insert(
             connection,
             provider.id,
@@ -226,7 +201,7 @@ pub fn create(
             Err(error) => return Err(error.into()),
         };
         provider.generation = providers::bump_generation(connection, &provider)
-            .map_err(|error| prefixed(error, conflict))?;
+            .map_err(|error| DomainError::prefixed(error, conflict))?;
         Ok((provider, row))
     })
 }
@@ -244,7 +219,7 @@ pub fn update(
         let mut provider = providers::find(connection, provider_uuid)?;
         check_generation(&provider, generation)?;
         check_capacity(&provider.uuid.to_string(), inventory, rule).map_err(|error| {
-            prefixed(
+            DomainError::prefixed(
                 error,
                 &format!(
                     "Unable to update inventory for resource provider {}: ",
@@ -273,7 +248,7 @@ pub fn update(
             &[class_id],
         )?;
         provider.generation = providers::bump_generation(connection, &provider)
-            .map_err(|error| prefixed(error, "update conflict: "))?;
+            .map_err(|error| DomainError::prefixed(error, "update conflict: "))?;
         Ok((provider, row))
     })
 }
@@ -294,7 +269,7 @@ pub fn replace_all(
         let uuid = provider.uuid.to_string();
         for inventory in inventories {
             check_capacity(&uuid, inventory, rule).map_err(|error| {
-                prefixed(
+                DomainError::prefixed(
                     error,
                     &format!("Unable to update inventory for resource provider {uuid}: "),
                 )
@@ -305,8 +280,8 @@ pub fn replace_all(
             .map(|inventory| inventory.resource_class.as_str())
             .collect();
         let class_ids = resolve_classes(connection, &names).map_err(|error| {
-            prefixed(
-                as_bad_request(error),
+            DomainError::prefixed(
+                error.not_found_as_bad_request(),
                 &format!("Unknown resource class in inventory for resource provider {uuid}: "),
             )
         })?;
@@ -315,7 +290,7 @@ pub fn replace_all(
             .zip(inventories.iter().map(|inventory| inventory.limits))
             .collect();
         provider.generation = replace_all_in(connection, &provider, &records)
-            .map_err(|error| prefixed(error, "update conflict: "))?;
+            .map_err(|error| DomainError::prefixed(error, "update conflict: "))?;
         Ok(provider)
     })
 }
@@ -388,7 +363,7 @@ pub fn delete(
         let not_found = format!("No inventory of class {class_name} found for delete: ");
         let conflict = format!("Unable to delete inventory of class {class_name}: ");
         let class_id = resolve_classes(connection, &[class_name])
-            .map_err(|error| prefixed(error, &not_found))?[0];
+            .map_err(|error| DomainError::prefixed(error, &not_found))?[0];
         if !store::usage_by_class(connection, provider.id, &[class_id])?.is_empty() {
             // Upstream answers this one with `concurrent_update`.
             return Err(DomainError::conflict(
@@ -405,7 +380,7 @@ pub fn delete(
             )));
         }
         providers::bump_generation(connection, &provider)
-            .map_err(|error| prefixed(error, &conflict))?;
+            .map_err(|error| DomainError::prefixed(error, &conflict))?;
         Ok(())
     })
 }
@@ -494,11 +469,11 @@ mod tests {
 
     #[test]
     fn prefixes_keep_the_kind() {
-        let error = prefixed(DomainError::not_found("No such resource class X."), "p: ");
+        let error = DomainError::not_found("No such resource class X.").prefixed("p: ");
         assert!(
             matches!(&error, DomainError::NotFound(detail) if detail == "p: No such resource class X.")
         );
-        let error = as_bad_request(error);
+        let error = error.not_found_as_bad_request();
         assert!(matches!(error, DomainError::BadRequest { .. }));
     }
 }

@@ -20,21 +20,6 @@ pub struct ProviderInventory {
     pub records: Vec<(String, Limits)>,
 }
 
-fn with_prefix(error: DomainError, prefix: &str) -> DomainError {
-    match error {
-        DomainError::BadRequest { code, detail } => DomainError::BadRequest {
-            code,
-            detail: format!("{prefix}{detail}"),
-        },
-        DomainError::NotFound(detail) => DomainError::bad_request(format!("{prefix}{detail}")),
-        DomainError::Conflict { code, detail } => DomainError::Conflict {
-            code,
-            detail: format!("{prefix}{detail}"),
-        },
-        other => other,
-    }
-}
-
 /// Applies a reshape atomically.
 pub fn reshape(
     connection: &mut Connection,
@@ -65,7 +50,7 @@ pub fn reshape(
             }
             let names: Vec<&str> = inventory.records.iter().map(|(name, _)| name.as_str()).collect();
             let class_ids = inventories::resolve_classes(connection, &names)
-                .map_err(|error| with_prefix(error, "malformed reshaper data: "))?;
+                .map_err(|error| error.not_found_as_bad_request().prefixed("malformed reshaper data: "))?;
             let records: Vec<(i32, Limits)> = class_ids
                 .into_iter()
                 .zip(inventory.records.iter().map(|(_, limits)| *limits))
@@ -86,7 +71,7 @@ pub fn reshape(
                 .collect();
             interim.extend(records.iter().copied());
             provider.generation = inventories::replace_all_in(connection, provider, &interim)
-                .map_err(|error| with_prefix(error, "update conflict: "))?;
+                .map_err(|error| error.not_found_as_bad_request().prefixed("update conflict: "))?;
         }
 
         allocations::replace_in_transaction(connection, writes, Origin::Batch).map_err(|error| match error {
@@ -107,7 +92,7 @@ pub fn reshape(
                     code: ErrorCode::InventoryInUse,
                     detail: format!("update conflict: {detail}"),
                 },
-                other => with_prefix(other, "update conflict: "),
+                other => other.not_found_as_bad_request().prefixed("update conflict: "),
             })?;
         }
         Ok(())
