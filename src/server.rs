@@ -7,6 +7,8 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Config;
+use crate::domain::allocation_candidates::cache::WorldCache;
+use crate::errors::DomainError;
 use crate::http;
 use crate::policy::Enforcer;
 use crate::state::AppState;
@@ -43,11 +45,20 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
     let db = Database::connect(&config.database_url, config.pool_size)?;
     prepare_database(&db, config.migrate_on_start)?;
     let policy = Enforcer::from_file(config.policy_defaults, config.policy_file.as_deref())?;
+    let world = WorldCache::new();
+    let mut connection = db.connection()?;
+    world
+        .refresh(&mut connection)
+        .map_err(|error| match error {
+            DomainError::Storage(storage) => StartupError::Database(storage),
+            other => StartupError::Database(StorageError::Unavailable(other.to_string())),
+        })?;
     Ok(AppState {
         db,
         config,
         policy,
         routes: http::routes::table(),
+        world,
     })
 }
 

@@ -1,7 +1,8 @@
 //! What every request shares: the database, the configuration, the policy
-//! enforcer and the route table.
+//! enforcer, the route table and the candidates' in-memory view.
 
 use crate::config::Config;
+use crate::domain::allocation_candidates::cache::WorldCache;
 use crate::http::routes::Route;
 use crate::policy::Enforcer;
 use crate::storage::Database;
@@ -11,4 +12,6 @@ pub struct AppState {
     pub config: Config,
     pub policy: Enforcer,
     pub routes: Vec<Route>,
+    /// The in-memory view `GET /allocation_candidates` reads.
+    pub world: WorldCache,
 }

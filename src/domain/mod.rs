@@ -3,6 +3,7 @@
 //! functions over plain data.
 
 pub mod aggregates;
+pub mod allocation_candidates;
 pub mod allocations;
 pub mod capacity;
 pub mod consumers;

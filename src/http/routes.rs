@@ -12,8 +12,8 @@ use futures_util::future::LocalBoxFuture;
 
 use super::Request;
 use super::handlers::{
-    aggregates, allocations, inventories, reshaper, resource_classes, resource_providers, root,
-    traits, usages,
+    aggregates, allocation_candidates, allocations, inventories, reshaper, resource_classes,
+    resource_providers, root, traits, usages,
 };
 use super::microversion::{self as mv, Microversion};
 use crate::errors::ApiError;
@@ -235,6 +235,15 @@ pub fn table() -> Vec<Route> {
                 ),
                 op!(DELETE, v1_0, Unchecked, allocations::delete_allocations),
             ],
+        ),
+        route(
+            "/allocation_candidates",
+            vec![op!(
+                GET,
+                mv::ALLOCATION_CANDIDATES,
+                AcceptJson,
+                allocation_candidates::list_allocation_candidates
+            )],
         ),
         route(
             "/traits",

@@ -3,6 +3,7 @@
 //! `placement/schemas/`.
 
 pub mod aggregates;
+pub mod allocation_candidates;
 pub mod allocations;
 pub mod common;
 pub mod inventories;

@@ -147,3 +147,4 @@ pub mod resource_classes;
 pub mod resource_providers;
 pub mod traits;
 pub mod usages;
+pub mod world;

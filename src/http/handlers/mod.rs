@@ -3,6 +3,7 @@
 //! The version gate and content negotiation ran before (see `routes`).
 
 pub mod aggregates;
+pub mod allocation_candidates;
 pub mod allocations;
 pub mod inventories;
 pub mod reshaper;

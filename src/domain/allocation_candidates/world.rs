@@ -1,0 +1,261 @@
+//! The in-memory view the candidate engine reads: every provider with its
+//! place in its tree, inventories, usages, traits and aggregates, plus the
+//! name tables. Plain data, no database: `storage::world` fills it and
+//! keeps it in step with PostgreSQL; tests build it by hand.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use crate::domain::capacity::Limits;
+
+pub type ProviderId = i32;
+pub type ClassId = i32;
+pub type TraitId = i32;
+pub type AggregateId = i32;
+
+/// One resource provider as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub uuid: Uuid,
+    pub generation: i32,
+    pub parent: Option<ProviderId>,
+    pub root: ProviderId,
+    /// Inventory by class.
+    pub inventories: BTreeMap<ClassId, Limits>,
+    /// Current usage by class (absent = 0).
+    pub usages: BTreeMap<ClassId, i64>,
+    pub traits: BTreeSet<TraitId>,
+    pub aggregates: BTreeSet<AggregateId>,
+}
+
+impl Provider {
+    /// Usage of `class`, 0 when nothing is allocated.
+    pub fn used(&self, class: ClassId) -> i64 {
+        self.usages.get(&class).copied().unwrap_or(0)
+    }
+
+    /// True when one more allocation of `amount` of `class` fits here
+    /// (unit constraints and capacity).
+    pub fn can_allocate(&self, class: ClassId, amount: i64) -> bool {
+        self.inventories
+            .get(&class)
+            .is_some_and(|limits| limits.can_allocate(self.used(class), amount))
+    }
+}
+
+/// Everything the engine needs, indexed for it.
+#[derive(Clone, Debug, Default)]
+pub struct World {
+    providers: HashMap<ProviderId, Provider>,
+    by_uuid: HashMap<Uuid, ProviderId>,
+    children: HashMap<ProviderId, BTreeSet<ProviderId>>,
+    members: HashMap<AggregateId, BTreeSet<ProviderId>>,
+    class_ids: HashMap<String, ClassId>,
+    class_names: HashMap<ClassId, String>,
+    trait_ids: HashMap<String, TraitId>,
+    trait_names: HashMap<TraitId, String>,
+    aggregate_ids: HashMap<Uuid, AggregateId>,
+    aggregate_uuids: HashMap<AggregateId, Uuid>,
+}
+
+/// Name of the trait that marks a sharing provider.
+pub const SHARING_TRAIT: &str = "MISC_SHARES_VIA_AGGREGATE";
+
+impl World {
+    pub fn new() -> World {
+        World::default()
+    }
+
+    // --- name tables -----------------------------------------------------
+
+    pub fn set_class(&mut self, id: ClassId, name: &str) {
+        self.class_ids.insert(name.to_owned(), id);
+        self.class_names.insert(id, name.to_owned());
+    }
+
+    pub fn set_trait(&mut self, id: TraitId, name: &str) {
+        self.trait_ids.insert(name.to_owned(), id);
+        self.trait_names.insert(id, name.to_owned());
+    }
+
+    pub fn set_aggregate(&mut self, id: AggregateId, uuid: Uuid) {
+        self.aggregate_ids.insert(uuid, id);
+        self.aggregate_uuids.insert(id, uuid);
+    }
+
+    /// Forgets the class, trait and aggregate tables (before a reload).
+    pub fn clear_names(&mut self) {
+        self.class_ids.clear();
+        self.class_names.clear();
+        self.trait_ids.clear();
+        self.trait_names.clear();
+        self.aggregate_ids.clear();
+        self.aggregate_uuids.clear();
+    }
+
+    pub fn class_id(&self, name: &str) -> Option<ClassId> {
+        self.class_ids.get(name).copied()
+    }
+
+    pub fn class_name(&self, id: ClassId) -> Option<&str> {
+        self.class_names.get(&id).map(String::as_str)
+    }
+
+    pub fn trait_id(&self, name: &str) -> Option<TraitId> {
+        self.trait_ids.get(name).copied()
+    }
+
+    pub fn trait_name(&self, id: TraitId) -> Option<&str> {
+        self.trait_names.get(&id).map(String::as_str)
+    }
+
+    pub fn aggregate_id(&self, uuid: &Uuid) -> Option<AggregateId> {
+        self.aggregate_ids.get(uuid).copied()
+    }
+
+    pub fn aggregate_uuid(&self, id: AggregateId) -> Option<Uuid> {
+        self.aggregate_uuids.get(&id).copied()
+    }
+
+    pub fn sharing_trait(&self) -> Option<TraitId> {
+        self.trait_id(SHARING_TRAIT)
+    }
+
+    // --- providers ---------------------------------------------------------
+
+    /// Adds or replaces a provider, keeping the indexes right.
+    pub fn upsert_provider(&mut self, provider: Provider) {
+        self.remove_provider(provider.id);
+        self.by_uuid.insert(provider.uuid, provider.id);
+        if let Some(parent) = provider.parent {
+            self.children.entry(parent).or_default().insert(provider.id);
+        }
+        for aggregate in &provider.aggregates {
+            self.members
+                .entry(*aggregate)
+                .or_default()
+                .insert(provider.id);
+        }
+        self.providers.insert(provider.id, provider);
+    }
+
+    /// Removes a provider (a no-op when absent).
+    pub fn remove_provider(&mut self, id: ProviderId) {
+        let Some(old) = self.providers.remove(&id) else {
+            return;
+        };
+        self.by_uuid.remove(&old.uuid);
+        if let Some(parent) = old.parent
+            && let Some(siblings) = self.children.get_mut(&parent)
+        {
+            siblings.remove(&id);
+            if siblings.is_empty() {
+                self.children.remove(&parent);
+            }
+        }
+        for aggregate in &old.aggregates {
+            if let Some(members) = self.members.get_mut(aggregate) {
+                members.remove(&id);
+                if members.is_empty() {
+                    self.members.remove(aggregate);
+                }
+            }
+        }
+    }
+
+    pub fn provider(&self, id: ProviderId) -> Option<&Provider> {
+        self.providers.get(&id)
+    }
+
+    pub fn provider_by_uuid(&self, uuid: &Uuid) -> Option<&Provider> {
+        self.by_uuid.get(uuid).and_then(|id| self.providers.get(id))
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.providers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// Direct children of a provider, by id.
+    pub fn children(&self, id: ProviderId) -> impl Iterator<Item = ProviderId> + '_ {
+        self.children.get(&id).into_iter().flatten().copied()
+    }
+
+    /// The providers in an aggregate, by id.
+    pub fn members(&self, aggregate: AggregateId) -> impl Iterator<Item = ProviderId> + '_ {
+        self.members.get(&aggregate).into_iter().flatten().copied()
+    }
+
+    /// A provider and all its descendants, parents before children.
+    pub fn subtree(&self, id: ProviderId) -> Vec<ProviderId> {
+        let mut found = Vec::new();
+        let mut stack = vec![id];
+        while let Some(next) = stack.pop() {
+            if self.providers.contains_key(&next) {
+                found.push(next);
+                stack.extend(self.children(next));
+            }
+        }
+        found
+    }
+
+    /// A provider's ancestors, nearest first (the provider itself excluded).
+    pub fn ancestors(&self, id: ProviderId) -> Vec<ProviderId> {
+        let mut found = Vec::new();
+        let mut current = self.provider(id).and_then(|provider| provider.parent);
+        while let Some(parent) = current {
+            if found.contains(&parent) {
+                break;
+            }
+            found.push(parent);
+            current = self.provider(parent).and_then(|provider| provider.parent);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(id: ProviderId, parent: Option<ProviderId>, root: ProviderId) -> Provider {
+        Provider {
+            id,
+            uuid: Uuid::from_u128(id as u128),
+            generation: 0,
+            parent,
+            root,
+            inventories: BTreeMap::new(),
+            usages: BTreeMap::new(),
+            traits: BTreeSet::new(),
+            aggregates: BTreeSet::from([7]),
+        }
+    }
+
+    #[test]
+    fn indexes_follow_upserts_and_removals() {
+        let mut world = World::new();
+        world.upsert_provider(provider(1, None, 1));
+        world.upsert_provider(provider(2, Some(1), 1));
+        world.upsert_provider(provider(3, Some(2), 1));
+        assert_eq!(world.subtree(1), vec![1, 2, 3]);
+        assert_eq!(world.ancestors(3), vec![2, 1]);
+        assert_eq!(world.members(7).count(), 3);
+        // Re-parent 3 under 1.
+        world.upsert_provider(provider(3, Some(1), 1));
+        assert_eq!(world.children(2).count(), 0);
+        assert_eq!(world.children(1).collect::<Vec<_>>(), vec![2, 3]);
+        world.remove_provider(2);
+        assert_eq!(world.members(7).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(world.provider_by_uuid(&Uuid::from_u128(2)).is_none());
+    }
+}
