@@ -2,9 +2,13 @@
 //! server. Shared by `main` and the integration tests.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_http::{HttpService, Protocol};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 
 use crate::config::Config;
 use crate::domain::allocation_candidates::cache::WorldCache;
@@ -67,18 +71,51 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The HTTP server for `state` on `listener`, not yet awaited.
+///
+/// This is what `actix_web::HttpServer` builds, with its defaults (keep-alive
+/// 5 s, 5 s to send a request head, 1 s to close, graceful shutdown of idle
+/// keep-alive connections), except that each accepted connection is wrapped
+/// in `http::framing::GuardedStream`, which `HttpServer` has no place for.
 pub fn build_server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.config.workers;
     let state = web::Data::new(state);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
+    let local_addr = listener.local_addr()?;
+    let builder = actix_server::Server::build().workers(workers);
+    let shutdown = builder.graceful_shutdown_signal();
+    let server = builder.listen("placement", listener, move || {
+        let state = state.clone();
+        let app = App::new()
+            .app_data(state)
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .default_service(web::to(http::dispatch))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run())
+            .default_service(web::to(http::framing::dispatch))
+            .into_factory()
+            .map_err(|error| error.error_response());
+        let shutdown = shutdown.clone();
+        let http = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .h1_allow_half_closed(true)
+            .local_addr(local_addr)
+            .finish(map_config(app, move |()| {
+                // The host and address `HttpServer` gives (the connection
+                // info's fall-backs); the constructor is public only in this form.
+                AppConfig::__priv_test_new(false, local_addr.to_string(), local_addr)
+            }));
+        fn_service(|stream: TcpStream| async move {
+            let peer = stream.peer_addr().ok();
+            Ok::<_, actix_http::error::DispatchError>((
+                http::framing::GuardedStream::new(stream),
+                Protocol::Http1,
+                peer,
+            ))
+        })
+        .and_then(http)
+    })?;
+    Ok(server.run())
 }
 
 /// Serves the API on `listener` until the process is stopped.

@@ -19,6 +19,7 @@ use crate::state::AppState;
 pub mod auth;
 pub mod cors;
 pub mod error_envelope;
+pub mod framing;
 pub mod handlers;
 pub mod microversion;
 pub mod negotiation;

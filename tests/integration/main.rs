@@ -8,6 +8,7 @@ mod bad_input;
 mod claim_rules;
 mod claims;
 mod generations;
+mod http_framing;
 mod inventories;
 mod protocol;
 mod providers;
