@@ -70,3 +70,39 @@ struct ClassRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     name: String,
 }
+
+#[test]
+fn two_processes_migrating_one_empty_database_at_once_both_succeed() {
+    let database = TestDatabase::new();
+    {
+        let mut connection = database.connection();
+        connection
+            .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+            .expect("empty the database");
+    }
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_placement"))
+            .arg("migrate")
+            .env("DATABASE_URL", database.url())
+            .env("PLACEMENT_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start placement migrate")
+    };
+    let first = spawn();
+    let second = spawn();
+    for child in [first, second] {
+        let output = child
+            .wait_with_output()
+            .expect("wait for placement migrate");
+        assert!(
+            output.status.success(),
+            "migrate failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut connection = database.connection();
+    assert_eq!(count(&mut connection, "resource_classes"), 21);
+    assert_eq!(count(&mut connection, "traits"), 377);
+}
