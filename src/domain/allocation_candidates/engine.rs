@@ -63,8 +63,9 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     };
     match options.strategy {
         GenerationStrategy::DepthFirst => {
+            let mut search = Search::new(&plan, 0);
             for anchor in &anchors {
-                let mut search = Search::new(&plan, *anchor);
+                search.reset(*anchor);
                 while search.advance() {
                     if sink.accept(&search.chosen) {
                         break;
@@ -260,7 +261,7 @@ struct Plan<'w> {
     any_sharing: bool,
     /// Interchangeable providers share a number: leaves with the same
     /// parent and identical inventories, usages, traits and aggregates.
-    /// Every other provider has a number of its own.
+    /// Providers without a number are unlike any other.
     twins: HashMap<ProviderId, usize>,
 }
 
@@ -435,38 +436,41 @@ fn twin_classes(world: &World, slots: &[Slot]) -> HashMap<ProviderId, usize> {
     let mut shapes: HashMap<Shape, usize> = HashMap::new();
     let mut twins = HashMap::new();
     for (_, id) in slots.iter().flat_map(|slot| &slot.options) {
-        if twins.contains_key(id) {
+        // Roots are told apart by their anchors: only leaves below a parent
+        // can be twins. Providers without a number are unique.
+        let Some(p) = world.provider(*id) else {
+            continue;
+        };
+        let Some(parent) = p.parent else {
+            continue;
+        };
+        if twins.contains_key(id) || world.children(p.id).next().is_some() {
             continue;
         }
-        let next = twins.len() + shapes.len();
-        let class = match world.provider(*id) {
-            Some(p) if p.parent.is_some() && world.children(p.id).next().is_none() => {
-                let shape: Shape = (
-                    p.parent.unwrap_or(p.id),
-                    p.inventories
-                        .iter()
-                        .map(|(class, l)| {
-                            (
-                                *class,
-                                [
-                                    l.total,
-                                    l.reserved,
-                                    l.min_unit,
-                                    l.max_unit,
-                                    l.step_size,
-                                    p.used(*class),
-                                ],
-                                l.allocation_ratio.to_bits(),
-                            )
-                        })
-                        .collect(),
-                    p.traits.iter().copied().collect(),
-                    p.aggregates.iter().copied().collect(),
-                );
-                *shapes.entry(shape).or_insert(next)
-            }
-            _ => next,
-        };
+        let shape: Shape = (
+            parent,
+            p.inventories
+                .iter()
+                .map(|(class, l)| {
+                    (
+                        *class,
+                        [
+                            l.total,
+                            l.reserved,
+                            l.min_unit,
+                            l.max_unit,
+                            l.step_size,
+                            p.used(*class),
+                        ],
+                        l.allocation_ratio.to_bits(),
+                    )
+                })
+                .collect(),
+            p.traits.iter().copied().collect(),
+            p.aggregates.iter().copied().collect(),
+        );
+        let next = shapes.len();
+        let class = *shapes.entry(shape).or_insert(next);
         twins.insert(*id, class);
     }
     twins
@@ -614,6 +618,22 @@ impl<'p> Search<'p> {
             leaves_at_push: Vec::with_capacity(count),
             dead: vec![Vec::new(); count],
         }
+    }
+
+    /// Starts over on another anchor, keeping the buffers.
+    fn reset(&mut self, anchor: ProviderId) {
+        let plan = self.plan;
+        for (options, slot) in self.options.iter_mut().zip(&plan.slots) {
+            *options = slot.options_for(anchor);
+        }
+        self.cursor.iter_mut().for_each(|c| *c = 0);
+        self.chosen.clear();
+        self.load.clear();
+        self.marks.clear();
+        self.leaves_at_push.clear();
+        self.dead.iter_mut().for_each(Vec::clear);
+        self.at_leaf = false;
+        self.done = self.options.is_empty();
     }
 
     /// Moves to the next complete assignment (in `chosen`); false when
