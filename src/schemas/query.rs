@@ -17,11 +17,21 @@ pub struct QueryError {
 }
 
 impl QueryError {
-    fn new(detail: impl Into<String>) -> Self {
+    /// A 400 without a specific code (`placement.undefined_code`).
+    pub fn new(detail: impl Into<String>) -> Self {
+        QueryError::with_code(ErrorCode::Undefined, detail)
+    }
+
+    pub fn with_code(code: ErrorCode, detail: impl Into<String>) -> Self {
         QueryError {
-            code: ErrorCode::Undefined,
+            code,
             detail: detail.into(),
         }
+    }
+
+    /// `placement.query.bad_value`.
+    pub fn bad_value(detail: impl Into<String>) -> Self {
+        QueryError::with_code(ErrorCode::QueryBadValue, detail)
     }
 }
 
@@ -254,6 +264,71 @@ pub fn parse_traits_value(
     Ok((required, forbidden))
 }
 
+/// Parses `in_tree{suffix}`: one provider uuid (surrounding blanks
+/// ignored).
+pub fn parse_in_tree(value: &str) -> Result<Uuid, QueryError> {
+    parse_uuid_like(value.trim()).ok_or_else(|| {
+        QueryError::new(format!(
+            "Invalid query string parameters: Expected 'in_tree' parameter to be a format of uuid. Got: {value}"
+        ))
+    })
+}
+
+/// Parses `root_required`: given once, `A,!B` with no `in:` form; a trait
+/// both required and forbidden is refused. Returns (required, forbidden).
+pub fn parse_root_required(values: &[&str]) -> Result<(Vec<String>, Vec<String>), QueryError> {
+    let [value] = values else {
+        return Err(QueryError::with_code(
+            ErrorCode::QueryDuplicateKey,
+            "Query parameter 'root_required' may be specified only once.",
+        ));
+    };
+    let rules = TraitRules {
+        allow_forbidden: true,
+        allow_any: false,
+    };
+    let (all_of, forbidden) = parse_traits_value(value, rules)?;
+    let mut required: Vec<String> = Vec::new();
+    for name in all_of.into_iter().flatten() {
+        if !required.contains(&name) {
+            required.push(name);
+        }
+    }
+    let conflicts: Vec<&str> = required
+        .iter()
+        .filter(|name| forbidden.contains(name))
+        .map(String::as_str)
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(QueryError::bad_value(format!(
+            "Conflicting required and forbidden traits found in root_required: {}",
+            conflicts.join(", ")
+        )));
+    }
+    Ok((required, forbidden))
+}
+
+/// Parses every `same_subtree` value (`S1,S2,...`) into lists of group
+/// suffixes without repeats; the unsuffixed group cannot take part.
+pub fn parse_same_subtree(values: &[&str]) -> Result<Vec<Vec<String>>, QueryError> {
+    let mut parsed = Vec::new();
+    for value in values {
+        let mut suffixes: Vec<String> = Vec::new();
+        for suffix in value.split(',').map(str::trim) {
+            if suffix.is_empty() {
+                return Err(QueryError::bad_value(
+                    "Empty string (unsuffixed group) can not be specified in `same_subtree` ",
+                ));
+            }
+            if !suffixes.iter().any(|known| known == suffix) {
+                suffixes.push(suffix.to_owned());
+            }
+        }
+        parsed.push(suffixes);
+    }
+    Ok(parsed)
+}
+
 const RESOURCES_FORM: &str = "Badly formed resources parameter. Expected resources query string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024.";
 
 /// Parses `resources=RC:amount,RC:amount` into (class name, amount) pairs
@@ -430,6 +505,41 @@ mod tests {
                 .unwrap_err()
                 .detail
                 .contains("in:HW_CPU_X86_VMX,CUSTOM_MAGIC. Got an empty trait in: in:A,")
+        );
+    }
+
+    #[test]
+    fn in_tree_root_required_and_same_subtree() {
+        assert_eq!(parse_in_tree(&format!(" {A} ")).unwrap(), uuid(A));
+        assert_eq!(
+            parse_in_tree("nope").unwrap_err().detail,
+            "Invalid query string parameters: Expected 'in_tree' parameter to be a format of uuid. Got: nope"
+        );
+        assert_eq!(
+            parse_root_required(&["A,!B,A"]).unwrap(),
+            (vec!["A".to_owned()], vec!["B".to_owned()])
+        );
+        let duplicate = parse_root_required(&["A", "B"]).unwrap_err();
+        assert_eq!(duplicate.code, ErrorCode::QueryDuplicateKey);
+        let conflict = parse_root_required(&["A,B,!A"]).unwrap_err();
+        assert_eq!(conflict.code, ErrorCode::QueryBadValue);
+        assert_eq!(
+            conflict.detail,
+            "Conflicting required and forbidden traits found in root_required: A"
+        );
+        assert!(
+            parse_root_required(&["in:A,B"])
+                .unwrap_err()
+                .detail
+                .contains("only supported since microversion 1.39")
+        );
+        assert_eq!(
+            parse_same_subtree(&["a, b,a", "c"]).unwrap(),
+            vec![vec!["a".to_owned(), "b".to_owned()], vec!["c".to_owned()]]
+        );
+        assert_eq!(
+            parse_same_subtree(&["a,"]).unwrap_err().code,
+            ErrorCode::QueryBadValue
         );
     }
 

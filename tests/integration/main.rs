@@ -14,3 +14,4 @@ mod protocol;
 mod providers;
 mod resource_providers;
 mod standard_data;
+mod world_sync;

@@ -1,14 +1,387 @@
-//! PLACEHOLDER: being implemented.
+//! `GET /allocation_candidates` (upstream `handlers/allocation_candidate.py`):
+//! the query is validated and parsed per microversion, its names resolved
+//! against the in-memory `World`, the engine run, and its answer rendered
+//! in the microversion's shape.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
-use actix_web::http::StatusCode;
 
+use crate::domain::allocation_candidates::engine;
+use crate::domain::allocation_candidates::request::{
+    AggregateFilter, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
+    TraitFilter,
+};
+use crate::domain::allocation_candidates::world::{
+    AggregateId, ClassId, ProviderId, TraitId, World,
+};
 use crate::errors::ApiError;
 use crate::http::Request;
+use crate::http::microversion::{self as mv, Microversion};
+use crate::http::query::Query;
+use crate::policy::actions;
+use crate::schemas::allocation_candidates::{
+    AllocationCandidatesView, AllocationRequestListView, AllocationRequestView,
+    AllocationRequestsView, CandidatesQuery, CapacityView, GroupPolicyQuery, MapView, Name,
+    ProviderAllocationListView, ProviderAllocationView, ProviderReference, ProviderSummaryView,
+    list_query_schema, parse_candidates_query,
+};
+use crate::schemas::query::{MemberOf, RequiredTraits};
 
-pub async fn list_allocation_candidates(_request: Request) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented",
-    ))
+/// `GET /allocation_candidates` (1.10): the allocation requests that
+/// satisfy the request groups, and a summary of the providers involved.
+/// 200 (possibly empty); 400 for a malformed query, an unknown resource
+/// class or trait.
+pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse, ApiError> {
+    request.authorize(actions::ALLOCATION_CANDIDATES_LIST)?;
+    let version = request.version;
+    let query = Query::parse(request.query_string());
+    query.validate(list_query_schema(version))?;
+    let parsed = parse_candidates_query(query.pairs(), version)?;
+    let config = &request.state.config;
+    let options = EngineOptions {
+        randomize: config.randomize_allocation_candidates,
+        max_candidates: config.max_allocation_candidates,
+        strategy: config.generation_strategy,
+    };
+    let state = request.state.clone();
+    let view = request
+        .state
+        .db
+        .run(move |connection| {
+            state.world.refresh(connection)?;
+            let world = state.world.read();
+            let candidates = match resolve(&world, &parsed, version)? {
+                Some(candidate_request) => engine::generate(&world, &candidate_request, &options),
+                None => Candidates::default(),
+            };
+            Ok::<_, ApiError>(render(&world, &parsed, &candidates, version))
+        })
+        .await?;
+    Ok(request.json_ok(&view, None))
+}
+
+// --- resolution ---------------------------------------------------------------
+
+/// Resolves names to the `World`'s ids, raising upstream's errors in
+/// upstream's order. `None` when upstream would stop early with no
+/// candidates (no root with the `root_required` traits, a `member_of`
+/// nothing satisfies, an unknown `in_tree` provider); later names are then
+/// not checked, as upstream does not look them up.
+fn resolve(
+    world: &World,
+    query: &CandidatesQuery,
+    version: Microversion,
+) -> Result<Option<CandidateRequest>, ApiError> {
+    let mut request = CandidateRequest {
+        groups: Vec::with_capacity(query.groups.len()),
+        group_policy: match query.group_policy {
+            Some(GroupPolicyQuery::Isolate) => GroupPolicy::Isolate,
+            _ => GroupPolicy::None,
+        },
+        same_subtree: query.same_subtree.clone(),
+        root_traits: TraitFilter::default(),
+        limit: query.limit,
+        nested_aware: version.at_least(mv::NESTED_CANDIDATES),
+    };
+    if !query.root_required.is_empty() || !query.root_forbidden.is_empty() {
+        let required = trait_ids(world, &query.root_required)?;
+        let forbidden = trait_ids(world, &query.root_forbidden)?;
+        let any_root = world.providers().any(|provider| {
+            provider.parent.is_none()
+                && required.iter().all(|id| provider.traits.contains(id))
+                && !forbidden.iter().any(|id| provider.traits.contains(id))
+        });
+        if !any_root {
+            return Ok(None);
+        }
+        request.root_traits = TraitFilter {
+            all_of: required
+                .into_iter()
+                .map(|id| BTreeSet::from([id]))
+                .collect(),
+            forbidden: forbidden.into_iter().collect(),
+        };
+    }
+    let mut unknown_aggregates = UnknownAggregates::default();
+    for group in &query.groups {
+        let mut resources = Vec::with_capacity(group.resources.len());
+        for (name, amount) in &group.resources {
+            let class = world.class_id(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid resource class in resources parameter: No such resource class {name}."
+                ))
+            })?;
+            resources.push((class, *amount));
+        }
+        let member_of = aggregate_filter(world, &group.member_of, &mut unknown_aggregates);
+        if !member_of.all_of.is_empty() && !any_member(world, &member_of) {
+            return Ok(None);
+        }
+        let traits = trait_filter(world, &group.required)?;
+        let in_tree = match group.in_tree {
+            Some(uuid) => match world.provider_by_uuid(&uuid) {
+                Some(provider) => Some(provider.root),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        request.groups.push(RequestGroup {
+            suffix: (!group.suffix.is_empty()).then(|| group.suffix.clone()),
+            resources,
+            traits,
+            member_of,
+            in_tree,
+        });
+    }
+    Ok(Some(request))
+}
+
+fn no_such_trait(name: &str) -> ApiError {
+    ApiError::bad_request(format!("No such trait(s): {name}."))
+}
+
+fn trait_ids(world: &World, names: &[String]) -> Result<Vec<TraitId>, ApiError> {
+    names
+        .iter()
+        .map(|name| world.trait_id(name).ok_or_else(|| no_such_trait(name)))
+        .collect()
+}
+
+fn trait_filter(world: &World, required: &RequiredTraits) -> Result<TraitFilter, ApiError> {
+    let mut filter = TraitFilter::default();
+    for any_of in &required.all_of {
+        filter
+            .all_of
+            .push(trait_ids(world, any_of)?.into_iter().collect());
+    }
+    filter.forbidden = trait_ids(world, &required.forbidden)?.into_iter().collect();
+    Ok(filter)
+}
+
+/// Ids for aggregate uuids the `World` does not know: negative, distinct
+/// per uuid, held by no provider.
+#[derive(Default)]
+struct UnknownAggregates(HashMap<uuid::Uuid, AggregateId>);
+
+impl UnknownAggregates {
+    fn id(&mut self, world: &World, uuid: &uuid::Uuid) -> AggregateId {
+        if let Some(id) = world.aggregate_id(uuid) {
+            return id;
+        }
+        let next = -1 - self.0.len() as AggregateId;
+        *self.0.entry(*uuid).or_insert(next)
+    }
+}
+
+fn aggregate_filter(
+    world: &World,
+    member_of: &MemberOf,
+    unknown: &mut UnknownAggregates,
+) -> AggregateFilter {
+    AggregateFilter {
+        all_of: member_of
+            .all_of
+            .iter()
+            .map(|any_of| any_of.iter().map(|uuid| unknown.id(world, uuid)).collect())
+            .collect(),
+        forbidden: member_of
+            .forbidden
+            .iter()
+            .map(|uuid| unknown.id(world, uuid))
+            .collect(),
+    }
+}
+
+/// True when some provider is in one aggregate of every `all_of` entry
+/// (upstream's `provider_ids_matching_aggregates` finding anything).
+fn any_member(world: &World, filter: &AggregateFilter) -> bool {
+    let Some((first, rest)) = filter.all_of.split_first() else {
+        return true;
+    };
+    first
+        .iter()
+        .flat_map(|aggregate| world.members(*aggregate))
+        .filter_map(|id| world.provider(id))
+        .any(|provider| {
+            rest.iter()
+                .all(|any_of| any_of.iter().any(|id| provider.aggregates.contains(id)))
+        })
+}
+
+// --- rendering ----------------------------------------------------------------
+
+/// Resource class and trait names, shared by every entry that shows them.
+struct Names<'w> {
+    world: &'w World,
+    classes: HashMap<ClassId, Name>,
+    traits: HashMap<TraitId, Name>,
+}
+
+impl<'w> Names<'w> {
+    fn new(world: &'w World) -> Self {
+        Names {
+            world,
+            classes: HashMap::new(),
+            traits: HashMap::new(),
+        }
+    }
+
+    fn class(&mut self, id: ClassId) -> Name {
+        let world = self.world;
+        self.classes
+            .entry(id)
+            .or_insert_with(|| Name(Arc::from(world.class_name(id).unwrap_or_default())))
+            .clone()
+    }
+
+    fn trait_name(&mut self, id: TraitId) -> Name {
+        let world = self.world;
+        self.traits
+            .entry(id)
+            .or_insert_with(|| Name(Arc::from(world.trait_name(id).unwrap_or_default())))
+            .clone()
+    }
+}
+
+fn uuid_of(world: &World, id: ProviderId) -> Option<uuid::Uuid> {
+    world.provider(id).map(|provider| provider.uuid)
+}
+
+fn render(
+    world: &World,
+    query: &CandidatesQuery,
+    candidates: &Candidates,
+    version: Microversion,
+) -> AllocationCandidatesView {
+    let mut names = Names::new(world);
+    let allocation_requests = if version.at_least(mv::ALLOCATIONS_DICT) {
+        let with_mappings = version.at_least(mv::MAPPINGS);
+        AllocationRequestsView::Dict(
+            candidates
+                .allocation_requests
+                .iter()
+                .map(|request| AllocationRequestView {
+                    allocations: MapView(
+                        request
+                            .allocations
+                            .iter()
+                            .filter_map(|(provider, amounts)| {
+                                let resources = MapView(
+                                    amounts
+                                        .iter()
+                                        .map(|(class, amount)| (names.class(*class), *amount))
+                                        .collect(),
+                                );
+                                Some((
+                                    uuid_of(world, *provider)?,
+                                    ProviderAllocationView { resources },
+                                ))
+                            })
+                            .collect(),
+                    ),
+                    mappings: with_mappings.then(|| {
+                        MapView(
+                            request
+                                .mappings
+                                .iter()
+                                .map(|(suffix, providers)| {
+                                    let uuids = providers
+                                        .iter()
+                                        .filter_map(|id| uuid_of(world, *id))
+                                        .collect();
+                                    (suffix.clone(), uuids)
+                                })
+                                .collect(),
+                        )
+                    }),
+                })
+                .collect(),
+        )
+    } else {
+        AllocationRequestsView::List(
+            candidates
+                .allocation_requests
+                .iter()
+                .map(|request| AllocationRequestListView {
+                    allocations: request
+                        .allocations
+                        .iter()
+                        .filter_map(|(provider, amounts)| {
+                            Some(ProviderAllocationListView {
+                                resource_provider: ProviderReference {
+                                    uuid: uuid_of(world, *provider)?,
+                                },
+                                resources: MapView(
+                                    amounts
+                                        .iter()
+                                        .map(|(class, amount)| (names.class(*class), *amount))
+                                        .collect(),
+                                ),
+                            })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        )
+    };
+
+    let all_classes = version.at_least(mv::ALL_CLASSES_IN_SUMMARIES);
+    let requested: BTreeSet<&str> = query
+        .groups
+        .iter()
+        .flat_map(|group| group.resources.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    let with_traits = version.at_least(mv::CANDIDATES_REQUIRED);
+    let with_tree = version.at_least(mv::NESTED_CANDIDATES);
+    let provider_summaries = MapView(
+        candidates
+            .summary_providers
+            .iter()
+            .filter_map(|id| world.provider(*id))
+            .map(|provider| {
+                let resources = provider
+                    .inventories
+                    .iter()
+                    .filter(|(class, _)| {
+                        all_classes
+                            || world
+                                .class_name(**class)
+                                .is_some_and(|name| requested.contains(name))
+                    })
+                    .map(|(class, limits)| {
+                        let capacity = CapacityView {
+                            // Truncated as upstream's int().
+                            capacity: limits.capacity() as i64,
+                            used: provider.used(*class),
+                        };
+                        (names.class(*class), capacity)
+                    })
+                    .collect();
+                let summary = ProviderSummaryView {
+                    resources: MapView(resources),
+                    traits: with_traits.then(|| {
+                        provider
+                            .traits
+                            .iter()
+                            .map(|id| names.trait_name(*id))
+                            .collect()
+                    }),
+                    parent_provider_uuid: with_tree
+                        .then(|| provider.parent.and_then(|parent| uuid_of(world, parent))),
+                    root_provider_uuid: if with_tree {
+                        uuid_of(world, provider.root)
+                    } else {
+                        None
+                    },
+                };
+                (provider.uuid, summary)
+            })
+            .collect(),
+    );
+    AllocationCandidatesView {
+        allocation_requests,
+        provider_summaries,
+    }
 }
