@@ -13,3 +13,4 @@ mod protocol;
 mod providers;
 mod resource_providers;
 mod standard_data;
+mod world_sync;
