@@ -67,8 +67,9 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
 /// Resolves names to the `World`'s ids, raising upstream's errors in
 /// upstream's order. `None` when upstream would stop early with no
 /// candidates (no root with the `root_required` traits, a `member_of`
-/// nothing satisfies, an unknown `in_tree` provider); later names are then
-/// not checked, as upstream does not look them up.
+/// nothing satisfies, an unknown `in_tree` provider, a requested amount no
+/// provider has room for); later names are then not checked, as upstream
+/// does not look them up.
 fn resolve(
     world: &World,
     query: &CandidatesQuery,
@@ -127,6 +128,15 @@ fn resolve(
             },
             None => None,
         };
+        let available = |(class, amount): &(ClassId, i64)| {
+            world.providers().any(|provider| {
+                in_tree.is_none_or(|root| provider.root == root)
+                    && provider.can_allocate(*class, *amount)
+            })
+        };
+        if !resources.iter().all(available) {
+            return Ok(None);
+        }
         request.groups.push(RequestGroup {
             suffix: (!group.suffix.is_empty()).then(|| group.suffix.clone()),
             resources,
@@ -561,6 +571,11 @@ mod tests {
             ))
             .unwrap()
             .is_none()
+        );
+        assert!(
+            resolve_text("resources=VCPU:11&resources1=MCPU:1")
+                .unwrap()
+                .is_none()
         );
         assert!(
             resolve_text(&format!("resources=VCPU:1&in_tree={unknown}"))
