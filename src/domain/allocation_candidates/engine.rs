@@ -63,8 +63,9 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     };
     match options.strategy {
         GenerationStrategy::DepthFirst => {
+            let mut search = Search::new(&plan, 0);
             for anchor in &anchors {
-                let mut search = Search::new(&plan, *anchor);
+                search.reset(*anchor);
                 while search.advance() {
                     if sink.accept(&search.chosen) {
                         break;
@@ -258,6 +259,10 @@ struct Plan<'w> {
     suffixes: Vec<String>,
     /// Set when any answer might be reachable from more than one anchor.
     any_sharing: bool,
+    /// Interchangeable providers share a number: leaves with the same
+    /// parent and identical inventories, usages, traits and aggregates.
+    /// Providers without a number are unlike any other.
+    twins: HashMap<ProviderId, usize>,
 }
 
 impl<'w> Plan<'w> {
@@ -343,6 +348,7 @@ impl<'w> Plan<'w> {
             .iter()
             .map(|group| group.suffix.clone().unwrap_or_default())
             .collect();
+        let twins = twin_classes(world, &slots);
         Some(Plan {
             context,
             request,
@@ -350,6 +356,7 @@ impl<'w> Plan<'w> {
             subtrees,
             suffixes,
             any_sharing,
+            twins,
         })
     }
 
@@ -415,6 +422,58 @@ impl<'w> Plan<'w> {
         }
         true
     }
+}
+
+/// Numbers the providers of the options so that interchangeable ones
+/// (swapping them maps every rule onto itself) share a number.
+fn twin_classes(world: &World, slots: &[Slot]) -> HashMap<ProviderId, usize> {
+    type Shape = (
+        ProviderId,
+        Vec<(ClassId, [i64; 6], u64)>,
+        Vec<TraitId>,
+        Vec<i32>,
+    );
+    let mut shapes: HashMap<Shape, usize> = HashMap::new();
+    let mut twins = HashMap::new();
+    for (_, id) in slots.iter().flat_map(|slot| &slot.options) {
+        // Roots are told apart by their anchors: only leaves below a parent
+        // can be twins. Providers without a number are unique.
+        let Some(p) = world.provider(*id) else {
+            continue;
+        };
+        let Some(parent) = p.parent else {
+            continue;
+        };
+        if twins.contains_key(id) || world.children(p.id).next().is_some() {
+            continue;
+        }
+        let shape: Shape = (
+            parent,
+            p.inventories
+                .iter()
+                .map(|(class, l)| {
+                    (
+                        *class,
+                        [
+                            l.total,
+                            l.reserved,
+                            l.min_unit,
+                            l.max_unit,
+                            l.step_size,
+                            p.used(*class),
+                        ],
+                        l.allocation_ratio.to_bits(),
+                    )
+                })
+                .collect(),
+            p.traits.iter().copied().collect(),
+            p.aggregates.iter().copied().collect(),
+        );
+        let next = shapes.len();
+        let class = *shapes.entry(shape).or_insert(next);
+        twins.insert(*id, class);
+    }
+    twins
 }
 
 /// Options of one class of the unsuffixed group when trees or sharing
@@ -530,6 +589,13 @@ struct Search<'p> {
     marks: Vec<usize>,
     at_leaf: bool,
     done: bool,
+    /// Complete assignments found so far, and the count when each chosen
+    /// provider was pushed.
+    leaves: u64,
+    leaves_at_push: Vec<u64>,
+    /// Per depth: twin numbers whose choice at this node led nowhere; a
+    /// twin of one, untouched by the prefix, would lead nowhere either.
+    dead: Vec<Vec<usize>>,
 }
 
 impl<'p> Search<'p> {
@@ -548,7 +614,26 @@ impl<'p> Search<'p> {
             marks: Vec::with_capacity(count),
             at_leaf: false,
             done: count == 0,
+            leaves: 0,
+            leaves_at_push: Vec::with_capacity(count),
+            dead: vec![Vec::new(); count],
         }
+    }
+
+    /// Starts over on another anchor, keeping the buffers.
+    fn reset(&mut self, anchor: ProviderId) {
+        let plan = self.plan;
+        for (options, slot) in self.options.iter_mut().zip(&plan.slots) {
+            *options = slot.options_for(anchor);
+        }
+        self.cursor.iter_mut().for_each(|c| *c = 0);
+        self.chosen.clear();
+        self.load.clear();
+        self.marks.clear();
+        self.leaves_at_push.clear();
+        self.dead.iter_mut().for_each(Vec::clear);
+        self.at_leaf = false;
+        self.done = self.options.is_empty();
     }
 
     /// Moves to the next complete assignment (in `chosen`); false when
@@ -562,6 +647,7 @@ impl<'p> Search<'p> {
             let depth = self.chosen.len();
             if depth == self.options.len() {
                 self.at_leaf = true;
+                self.leaves += 1;
                 return true;
             }
             let cursor = self.cursor[depth];
@@ -576,15 +662,35 @@ impl<'p> Search<'p> {
             }
             self.cursor[depth] = cursor + 1;
             let provider = self.options[depth][cursor].1;
-            self.try_push(provider);
+            let twin = self.plan.twins.get(&provider).copied();
+            let fresh = !self.chosen.contains(&provider);
+            if fresh && twin.is_some_and(|twin| self.dead[depth].contains(&twin)) {
+                continue;
+            }
+            if self.try_push(provider) {
+                if let Some(next) = self.dead.get_mut(depth + 1) {
+                    next.clear();
+                }
+            } else if fresh && let Some(twin) = twin {
+                self.dead[depth].push(twin);
+            }
         }
         false
     }
 
     fn pop(&mut self) {
-        self.chosen.pop();
+        let Some(provider) = self.chosen.pop() else {
+            return;
+        };
         if let Some(mark) = self.marks.pop() {
             self.load.truncate(mark);
+        }
+        let depth = self.chosen.len();
+        if self.leaves_at_push.pop() == Some(self.leaves)
+            && !self.chosen.contains(&provider)
+            && let Some(twin) = self.plan.twins.get(&provider)
+        {
+            self.dead[depth].push(*twin);
         }
     }
 
@@ -628,8 +734,12 @@ impl<'p> Search<'p> {
         }
         self.chosen.push(provider_id);
         self.marks.push(mark);
+        self.leaves_at_push.push(self.leaves);
         if !self.still_valid(slot) {
-            self.pop();
+            self.chosen.pop();
+            self.marks.pop();
+            self.leaves_at_push.pop();
+            self.load.truncate(mark);
             return false;
         }
         true

@@ -534,8 +534,30 @@ fn wide_identical_siblings_do_not_explode() {
     let started = Instant::now();
     let answer = run(&world, &req);
     let elapsed = started.elapsed();
+    eprintln!("8 wide isolate limit 1000: {elapsed:?}");
     assert_eq!(answer.allocation_requests.len(), 1000);
     assert!(elapsed < Duration::from_millis(200), "took {elapsed:?}");
+}
+
+#[test]
+fn impossible_requests_on_wide_trees_fail_fast() {
+    let mut world = new_world();
+    provider(&mut world, 1, None, &[]);
+    for child in 2..=13 {
+        provider(&mut world, child, Some(1), &[(VF, 1)]);
+    }
+    let groups: Vec<RequestGroup> = (1..=13)
+        .map(|n| group(Some(&n.to_string()), &[(VF, 1)]))
+        .collect();
+    for policy in [GroupPolicy::Isolate, GroupPolicy::None] {
+        let mut req = request(groups.clone());
+        req.group_policy = policy;
+        let started = Instant::now();
+        let answer = run(&world, &req);
+        let elapsed = started.elapsed();
+        assert!(answer.allocation_requests.is_empty());
+        assert!(elapsed < Duration::from_millis(200), "took {elapsed:?}");
+    }
 }
 
 #[test]
@@ -565,6 +587,7 @@ fn ten_thousand_flat_providers() {
     let elapsed = started.elapsed();
     assert_eq!(answer.allocation_requests.len(), 10_000);
     assert_eq!(answer.summary_providers.len(), 10_000);
+    eprintln!("10k flat providers: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 }
 
@@ -863,10 +886,25 @@ fn node() -> impl Strategy<Value = NodeSpec> {
 
 fn world_strategy() -> impl Strategy<Value = World> {
     (
-        prop::collection::vec(prop::collection::vec(node(), 1..=3), 1..=3),
+        prop::collection::vec((prop::collection::vec(node(), 1..=3), 0..=2usize), 1..=3),
         prop::option::of(node()),
     )
         .prop_map(|(trees, sharing)| {
+            // Identical siblings: copies of a tree's last node.
+            let trees: Vec<Vec<NodeSpec>> = trees
+                .into_iter()
+                .map(|(mut tree, copies)| {
+                    if tree.len() > 1
+                        && let Some(last) = tree.last().cloned()
+                    {
+                        let parent = last.0 % (tree.len() - 1);
+                        for _ in 0..copies {
+                            tree.push((parent, last.1.clone(), last.2.clone(), last.3.clone()));
+                        }
+                    }
+                    tree
+                })
+                .collect();
             let mut world = new_world();
             let mut next = 1;
             let mut put = |world: &mut World,
