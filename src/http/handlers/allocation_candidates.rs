@@ -67,8 +67,9 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
 /// Resolves names to the `World`'s ids, raising upstream's errors in
 /// upstream's order. `None` when upstream would stop early with no
 /// candidates (no root with the `root_required` traits, a `member_of`
-/// nothing satisfies, an unknown `in_tree` provider); later names are then
-/// not checked, as upstream does not look them up.
+/// nothing satisfies, an unknown `in_tree` provider, a requested amount no
+/// provider has room for); later names are then not checked, as upstream
+/// does not look them up.
 fn resolve(
     world: &World,
     query: &CandidatesQuery,
@@ -127,6 +128,15 @@ fn resolve(
             },
             None => None,
         };
+        let available = |(class, amount): &(ClassId, i64)| {
+            world.providers().any(|provider| {
+                in_tree.is_none_or(|root| provider.root == root)
+                    && provider.can_allocate(*class, *amount)
+            })
+        };
+        if !resources.iter().all(available) {
+            return Ok(None);
+        }
         request.groups.push(RequestGroup {
             suffix: (!group.suffix.is_empty()).then(|| group.suffix.clone()),
             resources,
@@ -383,5 +393,208 @@ fn render(
     AllocationCandidatesView {
         allocation_requests,
         provider_summaries,
+    }
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::allocation_candidates::request::AllocationRequest;
+    use crate::domain::allocation_candidates::world::Provider;
+    use crate::domain::capacity::Limits;
+    use crate::schemas::allocation_candidates::parse_candidates_query;
+
+    const VCPU: ClassId = 0;
+    const DISK_GB: ClassId = 2;
+    const AVX: TraitId = 5;
+
+    fn limits(total: i64, reserved: i64, ratio: f64) -> Limits {
+        Limits {
+            total,
+            reserved,
+            min_unit: 1,
+            max_unit: total,
+            step_size: 1,
+            allocation_ratio: ratio,
+        }
+    }
+
+    /// A root (1) with a child (2), and an aggregate 9 holding the root.
+    fn world() -> World {
+        let mut world = World::new();
+        world.set_class(VCPU, "VCPU");
+        world.set_class(DISK_GB, "DISK_GB");
+        world.set_trait(AVX, "HW_CPU_X86_AVX");
+        world.set_aggregate(9, Uuid::from_u128(900));
+        world.upsert_provider(Provider {
+            id: 1,
+            uuid: Uuid::from_u128(1),
+            generation: 0,
+            parent: None,
+            root: 1,
+            inventories: BTreeMap::from([
+                (VCPU, limits(8, 1, 1.5)),
+                (DISK_GB, limits(100, 0, 1.0)),
+            ]),
+            usages: BTreeMap::from([(VCPU, 2)]),
+            traits: BTreeSet::from([AVX]),
+            aggregates: BTreeSet::from([9]),
+        });
+        world.upsert_provider(Provider {
+            id: 2,
+            uuid: Uuid::from_u128(2),
+            generation: 0,
+            parent: Some(1),
+            root: 1,
+            inventories: BTreeMap::new(),
+            usages: BTreeMap::new(),
+            traits: BTreeSet::new(),
+            aggregates: BTreeSet::new(),
+        });
+        world
+    }
+
+    fn query(text: &str, version: Microversion) -> CandidatesQuery {
+        let pairs = Query::parse(text).pairs().to_vec();
+        parse_candidates_query(&pairs, version).unwrap()
+    }
+
+    fn candidates() -> Candidates {
+        Candidates {
+            allocation_requests: vec![AllocationRequest {
+                allocations: BTreeMap::from([(1, BTreeMap::from([(VCPU, 2)]))]),
+                mappings: BTreeMap::from([(String::new(), BTreeSet::from([1]))]),
+            }],
+            summary_providers: BTreeSet::from([1, 2]),
+        }
+    }
+
+    fn rendered(text: &str, version: Microversion) -> serde_json::Value {
+        let world = world();
+        let view = render(&world, &query(text, version), &candidates(), version);
+        serde_json::to_value(&view).unwrap()
+    }
+
+    const ROOT: &str = "00000000-0000-0000-0000-000000000001";
+    const CHILD: &str = "00000000-0000-0000-0000-000000000002";
+
+    #[test]
+    fn list_form_before_1_12() {
+        let body = rendered("resources=VCPU:2", mv::ALLOCATION_CANDIDATES);
+        assert_eq!(
+            body["allocation_requests"],
+            json!([{"allocations": [{"resource_provider": {"uuid": ROOT}, "resources": {"VCPU": 2}}]}])
+        );
+        assert_eq!(
+            body["provider_summaries"][ROOT],
+            json!({"resources": {"VCPU": {"capacity": 10, "used": 2}}})
+        );
+        assert_eq!(body["provider_summaries"][CHILD], json!({"resources": {}}));
+    }
+
+    #[test]
+    fn dict_form_traits_all_classes_tree_and_mappings() {
+        let body = rendered("resources=VCPU:2", mv::ALLOCATIONS_DICT);
+        assert_eq!(
+            body["allocation_requests"],
+            json!([{"allocations": {ROOT: {"resources": {"VCPU": 2}}}}])
+        );
+        let body = rendered("resources=VCPU:2", mv::CANDIDATES_REQUIRED);
+        assert_eq!(
+            body["provider_summaries"][ROOT]["traits"],
+            json!(["HW_CPU_X86_AVX"])
+        );
+        assert!(body["provider_summaries"][ROOT]["resources"]["DISK_GB"].is_null());
+        let body = rendered("resources=VCPU:2", mv::ALL_CLASSES_IN_SUMMARIES);
+        assert_eq!(
+            body["provider_summaries"][ROOT]["resources"]["DISK_GB"],
+            json!({"capacity": 100, "used": 0})
+        );
+        assert!(
+            body["provider_summaries"][ROOT]
+                .get("root_provider_uuid")
+                .is_none()
+        );
+        let body = rendered("resources=VCPU:2", mv::NESTED_CANDIDATES);
+        assert_eq!(
+            body["provider_summaries"][CHILD],
+            json!({"resources": {}, "traits": [], "parent_provider_uuid": ROOT, "root_provider_uuid": ROOT})
+        );
+        assert_eq!(
+            body["provider_summaries"][ROOT]["parent_provider_uuid"],
+            json!(null)
+        );
+        assert!(body["allocation_requests"][0].get("mappings").is_none());
+        let body = rendered("resources=VCPU:2", mv::MAPPINGS);
+        assert_eq!(
+            body["allocation_requests"][0]["mappings"],
+            json!({"": [ROOT]})
+        );
+    }
+
+    #[test]
+    fn resolution_errors_and_early_exits() {
+        let world = world();
+        let resolve_text = |text: &str| resolve(&world, &query(text, mv::MAX), mv::MAX);
+        assert_eq!(
+            resolve_text("resources=MCPU:1").unwrap_err().detail,
+            "Invalid resource class in resources parameter: No such resource class MCPU."
+        );
+        assert_eq!(
+            resolve_text("resources=VCPU:1&required=CUSTOM_NOPE")
+                .unwrap_err()
+                .detail,
+            "No such trait(s): CUSTOM_NOPE."
+        );
+        assert_eq!(
+            resolve_text("resources=VCPU:1&root_required=!CUSTOM_NOPE")
+                .unwrap_err()
+                .detail,
+            "No such trait(s): CUSTOM_NOPE."
+        );
+        // No root without AVX: nothing, and the later unknown class is not looked up.
+        assert!(
+            resolve_text("resources=MCPU:1&root_required=!HW_CPU_X86_AVX")
+                .unwrap()
+                .is_none()
+        );
+        let unknown = Uuid::from_u128(77);
+        assert!(
+            resolve_text(&format!(
+                "resources=VCPU:1&member_of={unknown}&resources1=MCPU:1"
+            ))
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            resolve_text("resources=VCPU:11&resources1=MCPU:1")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            resolve_text(&format!("resources=VCPU:1&in_tree={unknown}"))
+                .unwrap()
+                .is_none()
+        );
+        let known = Uuid::from_u128(900);
+        let request = resolve_text(&format!(
+            "resources=VCPU:1&member_of=in:{known},{unknown}&member_of=!{unknown}&in_tree={CHILD}&required=in:HW_CPU_X86_AVX"
+        ))
+        .unwrap()
+        .unwrap();
+        let group = &request.groups[0];
+        assert_eq!(group.suffix, None);
+        assert_eq!(group.resources, vec![(VCPU, 1)]);
+        assert_eq!(group.member_of.all_of, vec![BTreeSet::from([9, -1])]);
+        assert_eq!(group.member_of.forbidden, BTreeSet::from([-1]));
+        assert_eq!(group.in_tree, Some(1));
+        assert_eq!(group.traits.all_of, vec![BTreeSet::from([AVX])]);
+        assert!(request.nested_aware);
     }
 }
