@@ -324,6 +324,83 @@ fn a_claim_logs_one_change_per_provider() {
     assert!(logged <= 2, "{logged} change rows for one claim");
 }
 
+/// Writers on several connections, each holding its change seq open for a
+/// while and some rolling back, race a cache refreshing all along: once
+/// they are done, one more refresh must give exactly what a fresh full
+/// load gives.
+#[test]
+fn incremental_refreshes_under_concurrent_writers_match_a_full_load() {
+    const WRITERS: usize = 6;
+    const ROUNDS: usize = 25;
+    let database = TestDatabase::new();
+    let cache = std::sync::Arc::new(WorldCache::new());
+    let mut reader = database.connection();
+    cache.refresh(&mut reader).expect("first refresh");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refresher = {
+        let cache = cache.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                cache.refresh(&mut reader).expect("refresh");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            reader
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let mut connection = database.connection();
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    sql(&mut connection, "BEGIN");
+                    insert_provider(
+                        &mut connection,
+                        Uuid::new_v4(),
+                        &format!("provider-{writer}-{round}"),
+                    );
+                    std::thread::sleep(Duration::from_millis(((writer + round) % 4) as u64));
+                    sql(
+                        &mut connection,
+                        "INSERT INTO inventories (resource_provider_id, resource_class_id, \
+                             total, reserved, min_unit, max_unit, step_size, allocation_ratio) \
+                         SELECT currval('resource_providers_id_seq')::int, id, 8, 0, 1, 8, 1, 1.0 \
+                         FROM resource_classes WHERE name = 'VCPU'",
+                    );
+                    sql(
+                        &mut connection,
+                        "INSERT INTO allocations (resource_provider_id, consumer_id, \
+                             resource_class_id, used) \
+                         SELECT currval('resource_providers_id_seq')::int, gen_random_uuid(), id, 2 \
+                         FROM resource_classes WHERE name = 'VCPU'",
+                    );
+                    std::thread::sleep(Duration::from_millis((round % 3) as u64));
+                    if round % 5 == writer % 5 {
+                        sql(&mut connection, "ROLLBACK");
+                    } else {
+                        sql(&mut connection, "COMMIT");
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reader = refresher.join().expect("refresher");
+    cache.refresh(&mut reader).expect("last refresh");
+
+    let fresh = WorldCache::new();
+    fresh.refresh(&mut reader).expect("full load");
+    let (incremental, full) = (cache.read(), fresh.read());
+    assert_eq!(full.len(), WRITERS * ROUNDS - WRITERS * ROUNDS / 5);
+    assert_eq!(incremental.len(), full.len());
+    for provider in full.providers() {
+        assert_eq!(incremental.provider(provider.id), Some(provider));
+    }
+}
+
 // --- several processes -----------------------------------------------------
 
 struct ServerProcess {
