@@ -84,11 +84,45 @@ pub struct EngineOptions {
 }
 
 /// One allocation request: amounts by provider and class, and which
-/// providers satisfied which group (`""` is the unsuffixed group).
+/// providers satisfied which group.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllocationRequest {
-    pub allocations: BTreeMap<ProviderId, BTreeMap<ClassId, i64>>,
-    pub mappings: BTreeMap<String, BTreeSet<ProviderId>>,
+    /// `(provider, class, amount)`, sorted by provider then class, one
+    /// entry per pair.
+    pub allocations: Vec<(ProviderId, ClassId, i64)>,
+    /// `(index into Candidates::suffixes, provider)`, sorted, each pair
+    /// once.
+    pub mappings: Vec<(usize, ProviderId)>,
+}
+
+impl AllocationRequest {
+    /// The providers allocated from, ascending, each once.
+    pub fn providers(&self) -> impl Iterator<Item = ProviderId> + '_ {
+        let mut last = None;
+        self.allocations
+            .iter()
+            .map(|(provider, _, _)| *provider)
+            .filter(move |provider| last.replace(*provider) != Some(*provider))
+    }
+
+    /// The allocations as maps (for tests and debugging).
+    pub fn allocation_map(&self) -> BTreeMap<ProviderId, BTreeMap<ClassId, i64>> {
+        let mut map: BTreeMap<ProviderId, BTreeMap<ClassId, i64>> = BTreeMap::new();
+        for (provider, class, amount) in &self.allocations {
+            *map.entry(*provider).or_default().entry(*class).or_insert(0) += amount;
+        }
+        map
+    }
+
+    /// The mappings by suffix (`suffixes` is `Candidates::suffixes`).
+    pub fn mapping_map(&self, suffixes: &[String]) -> BTreeMap<String, BTreeSet<ProviderId>> {
+        let mut map: BTreeMap<String, BTreeSet<ProviderId>> = BTreeMap::new();
+        for (suffix, provider) in &self.mappings {
+            let name = suffixes.get(*suffix).cloned().unwrap_or_default();
+            map.entry(name).or_default().insert(*provider);
+        }
+        map
+    }
 }
 
 /// The answer: allocation requests in output order, and the providers the
@@ -96,5 +130,8 @@ pub struct AllocationRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Candidates {
     pub allocation_requests: Vec<AllocationRequest>,
+    /// The mapping keys (`""` is the unsuffixed group), sorted; the
+    /// `mappings` of each request index this.
+    pub suffixes: Vec<String>,
     pub summary_providers: BTreeSet<ProviderId>,
 }
