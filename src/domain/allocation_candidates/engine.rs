@@ -41,11 +41,11 @@ mod tests;
 
 /// Every allocation request that satisfies `request` in `world`.
 pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptions) -> Candidates {
-    let Some(plan) = Plan::build(world, request) else {
+    let Some(mut plan) = Plan::build(world, request) else {
         return Candidates::default();
     };
     let mut rng = options.randomize.then(Rng::seeded);
-    let mut anchors = plan.anchors();
+    let mut anchors = std::mem::take(&mut plan.context.anchors);
     if let Some(rng) = rng.as_mut() {
         rng.shuffle(&mut anchors);
     }
@@ -196,31 +196,42 @@ struct Context<'w> {
     serving: HashMap<ProviderId, Vec<ProviderId>>,
     /// Roots allowed by `root_traits`; `None` when not filtering.
     anchor_filter: Option<HashSet<ProviderId>>,
+    /// The roots that may anchor an answer (allowed by `root_traits`), in
+    /// no order. Whether every slot has options there is found out when
+    /// the anchor's turn comes.
+    anchors: Vec<ProviderId>,
 }
 
 impl<'w> Context<'w> {
     fn new(world: &'w World, request: &CandidateRequest) -> Option<Context<'w>> {
-        let has_trees = world.providers().any(|p| p.parent.is_some());
-        let sharing: HashSet<ProviderId> = match world.sharing_trait() {
-            Some(trait_id) => world
-                .providers()
-                .filter(|p| p.traits.contains(&trait_id))
-                .map(|p| p.id)
-                .collect(),
-            None => HashSet::new(),
-        };
+        // One pass over the providers for everything that needs them all.
+        let sharing_trait = world.sharing_trait();
+        let mut has_trees = false;
+        let mut sharing: HashSet<ProviderId> = HashSet::new();
+        let mut roots: Vec<ProviderId> = Vec::with_capacity(world.len());
+        for p in world.providers() {
+            has_trees |= p.parent.is_some();
+            if sharing_trait.is_some_and(|t| p.traits.contains(&t)) {
+                sharing.insert(p.id);
+            }
+            if p.root == p.id {
+                roots.push(p.id);
+            }
+        }
         let anchor_filter = if request.root_traits.is_empty() {
             None
         } else {
-            let roots: HashSet<ProviderId> = world
-                .providers()
+            let allowed: HashSet<ProviderId> = roots
+                .iter()
+                .filter_map(|id| world.provider(*id))
                 .filter(|p| p.parent.is_none() && traits_match(&request.root_traits, &p.traits))
                 .map(|p| p.id)
                 .collect();
-            if roots.is_empty() {
+            if allowed.is_empty() {
                 return None;
             }
-            Some(roots)
+            roots.retain(|id| allowed.contains(id));
+            Some(allowed)
         };
         let mut context = Context {
             world,
@@ -228,6 +239,7 @@ impl<'w> Context<'w> {
             sharing,
             serving: HashMap::new(),
             anchor_filter,
+            anchors: roots,
         };
         // The roots of every provider sharing an aggregate with a sharing
         // provider (itself included) are anchors it can serve.
@@ -506,17 +518,6 @@ impl<'w> Plan<'w> {
             suffix_of_group,
             any_sharing,
         })
-    }
-
-    /// The roots that may anchor an answer, in no order. Whether every
-    /// slot has options there is found out when the anchor's turn comes.
-    fn anchors(&self) -> Vec<ProviderId> {
-        self.context
-            .world
-            .providers()
-            .filter(|p| p.root == p.id && self.context.anchor_ok(p.id))
-            .map(|p| p.id)
-            .collect()
     }
 
     fn provider(&self, id: ProviderId) -> Option<&'w Provider> {
