@@ -551,12 +551,13 @@ impl<'a> CandidatesBody<'a> {
 
     /// The allocations of one request grouped by provider, skipping
     /// providers the world no longer has.
-    fn by_provider<'r>(
+    fn by_provider(
         &self,
-        request: &'r AllocationRequest,
-    ) -> impl Iterator<Item = (Uuid, &'r [(ProviderId, ClassId, i64)])> {
-        request
-            .allocations
+        request: &AllocationRequest,
+    ) -> impl Iterator<Item = (Uuid, &'a [(ProviderId, ClassId, i64)])> {
+        let candidates: &'a Candidates = self.candidates;
+        candidates
+            .allocations(request)
             .chunk_by(|a, b| a.0 == b.0)
             .filter_map(|amounts| Some((self.uuid(amounts.first()?.0)?, amounts)))
     }
@@ -591,7 +592,8 @@ impl<'a> CandidatesBody<'a> {
         out.raw(b"}");
         if self.form.mappings {
             out.raw(b",\"mappings\":{");
-            for (index, group) in request.mappings.chunk_by(|a, b| a.0 == b.0).enumerate() {
+            let mappings = self.candidates.mappings(request);
+            for (index, group) in mappings.chunk_by(|a, b| a.0 == b.0).enumerate() {
                 let suffix = group
                     .first()
                     .and_then(|(suffix, _)| self.candidates.suffixes.get(*suffix))

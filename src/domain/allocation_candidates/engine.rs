@@ -31,7 +31,7 @@ use std::hash::BuildHasher;
 
 use super::request::{
     AllocationRequest, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
-    TraitFilter,
+    TraitFilter, providers_of,
 };
 use super::world::{ClassId, Provider, ProviderId, TraitId, World};
 use crate::config::GenerationStrategy;
@@ -64,6 +64,8 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
         produced: 0,
         seen: HashSet::new(),
         kept: Vec::new(),
+        amounts: Vec::new(),
+        mapped: Vec::new(),
     };
     match options.strategy {
         GenerationStrategy::DepthFirst => {
@@ -108,13 +110,15 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     }
 
     let mut all = sink.kept;
+    let amounts = sink.amounts;
+    let mapped = sink.mapped;
     let mut summary_providers = BTreeSet::new();
     if old_nested {
         // Upstream keeps the summaries of providers in any answer, then cuts
         // them to the trees of the answers kept by `limit`.
         let mut named: BTreeSet<ProviderId> = BTreeSet::new();
         for candidate in &all {
-            named.extend(candidate.providers());
+            named.extend(providers_of(&amounts[candidate.allocations.clone()]));
         }
         if let Some(limit) = limit
             && limit < all.len()
@@ -123,7 +127,7 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
                 rng.shuffle(&mut all);
             }
             all.truncate(limit);
-            let roots = plan.roots_of(&all);
+            let roots = plan.roots_of(&all, &amounts);
             named.retain(|id| {
                 world
                     .provider(*id)
@@ -132,7 +136,7 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
         }
         summary_providers = named;
     } else if !all.is_empty() {
-        let roots = plan.roots_of(&all);
+        let roots = plan.roots_of(&all, &amounts);
         summary_providers = if plan.context.has_trees {
             let mut members: Vec<ProviderId> = Vec::new();
             for root in roots {
@@ -150,6 +154,8 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     }
     Candidates {
         allocation_requests: all,
+        amounts,
+        mapped,
         suffixes: plan.suffixes,
         summary_providers,
     }
@@ -627,10 +633,14 @@ impl<'w> Plan<'w> {
 
     /// Roots of the providers allocated from in `candidates`, ascending,
     /// each once.
-    fn roots_of(&self, candidates: &[AllocationRequest]) -> Vec<ProviderId> {
+    fn roots_of(
+        &self,
+        candidates: &[AllocationRequest],
+        amounts: &[(ProviderId, ClassId, i64)],
+    ) -> Vec<ProviderId> {
         let mut roots: Vec<ProviderId> = candidates
             .iter()
-            .flat_map(|candidate| candidate.providers())
+            .flat_map(|candidate| providers_of(&amounts[candidate.allocations.clone()]))
             .filter_map(|id| self.provider(id).map(|p| p.root))
             .collect();
         roots.sort_unstable();
@@ -638,34 +648,48 @@ impl<'w> Plan<'w> {
         roots
     }
 
-    fn render(&self, chosen: &[ProviderId]) -> AllocationRequest {
-        let mut allocations: Vec<(ProviderId, ClassId, i64)> = Vec::with_capacity(
-            self.slots
-                .iter()
-                .map(|slot| slot.resources.len())
-                .sum::<usize>(),
-        );
-        let mut mappings = Vec::with_capacity(chosen.len());
+    /// Appends an assignment's allocations and mappings to the shared
+    /// storage, and returns their ranges.
+    fn render(
+        &self,
+        chosen: &[ProviderId],
+        amounts: &mut Vec<(ProviderId, ClassId, i64)>,
+        mapped: &mut Vec<(usize, ProviderId)>,
+    ) -> AllocationRequest {
+        let start = amounts.len();
+        let mapped_start = mapped.len();
         for (slot, provider) in self.slots.iter().zip(chosen) {
             for (class, amount) in &slot.resources {
-                allocations.push((*provider, *class, *amount));
+                amounts.push((*provider, *class, *amount));
             }
-            mappings.push((self.suffix_of_group[slot.group], *provider));
+            mapped.push((self.suffix_of_group[slot.group], *provider));
         }
-        allocations.sort_unstable_by_key(|(provider, class, _)| (*provider, *class));
+        amounts[start..].sort_unstable_by_key(|(provider, class, _)| (*provider, *class));
         // Amounts of one class from one provider are summed.
-        allocations.dedup_by(|later, kept| {
-            let same = later.0 == kept.0 && later.1 == kept.1;
-            if same {
-                kept.2 += later.2;
+        let mut end = start;
+        for next in start..amounts.len() {
+            let entry = amounts[next];
+            if end > start && amounts[end - 1].0 == entry.0 && amounts[end - 1].1 == entry.1 {
+                amounts[end - 1].2 += entry.2;
+            } else {
+                amounts[end] = entry;
+                end += 1;
             }
-            same
-        });
-        mappings.sort_unstable();
-        mappings.dedup();
+        }
+        amounts.truncate(end);
+        mapped[mapped_start..].sort_unstable();
+        let mut mapped_end = mapped_start;
+        for next in mapped_start..mapped.len() {
+            let entry = mapped[next];
+            if mapped_end == mapped_start || mapped[mapped_end - 1] != entry {
+                mapped[mapped_end] = entry;
+                mapped_end += 1;
+            }
+        }
+        mapped.truncate(mapped_end);
         AllocationRequest {
-            allocations,
-            mappings,
+            allocations: start..end,
+            mappings: mapped_start..mapped_end,
         }
     }
 
@@ -958,6 +982,9 @@ struct Sink<'p> {
     /// reach again; any other assignment belongs to one anchor only.
     seen: HashSet<Vec<ProviderId>>,
     kept: Vec<AllocationRequest>,
+    /// The storage of the kept requests' ranges.
+    amounts: Vec<(ProviderId, ClassId, i64)>,
+    mapped: Vec<(usize, ProviderId)>,
 }
 
 impl Sink<'_> {
@@ -973,7 +1000,8 @@ impl Sink<'_> {
         self.produced += 1;
         let nested_filter = !plan.request.nested_aware && plan.context.has_trees;
         if !nested_filter || plan.one_provider_per_tree(chosen) {
-            self.kept.push(plan.render(chosen));
+            let request = plan.render(chosen, &mut self.amounts, &mut self.mapped);
+            self.kept.push(request);
         }
         self.full()
     }

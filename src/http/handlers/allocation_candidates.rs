@@ -307,9 +307,11 @@ mod tests {
     fn candidates() -> Candidates {
         Candidates {
             allocation_requests: vec![AllocationRequest {
-                allocations: vec![(1, VCPU, 2)],
-                mappings: vec![(0, 1)],
+                allocations: 0..1,
+                mappings: 0..1,
             }],
+            amounts: vec![(1, VCPU, 2)],
+            mapped: vec![(0, 1)],
             suffixes: vec![String::new()],
             summary_providers: BTreeSet::from([1, 2]),
         }
@@ -437,5 +439,75 @@ mod tests {
         assert_eq!(group.in_tree, Some(1));
         assert_eq!(group.traits.all_of, vec![BTreeSet::from([AVX])]);
         assert!(request.nested_aware);
+    }
+
+    /// The benchmark's flat query against `count` providers shaped like
+    /// the benchmark's (three host types, all in one aggregate with the
+    /// trait): the time of resolution, generation and rendering.
+    fn flat_benchmark(count: i32, limit: Option<usize>) -> (usize, std::time::Duration) {
+        const MEMORY_MB: ClassId = 1;
+        let mut world = World::new();
+        world.set_class(VCPU, "VCPU");
+        world.set_class(MEMORY_MB, "MEMORY_MB");
+        world.set_class(DISK_GB, "DISK_GB");
+        world.set_trait(AVX, "HW_CPU_X86_AVX2");
+        world.set_aggregate(9, Uuid::from_u128(900));
+        for id in 1..=count {
+            let scale = i64::from(id % 3 + 1);
+            world.upsert_provider(Provider {
+                id,
+                uuid: Uuid::from_u128(id as u128),
+                generation: 0,
+                parent: None,
+                root: id,
+                inventories: BTreeMap::from([
+                    (VCPU, limits(32 * scale, 0, 4.0)),
+                    (MEMORY_MB, limits(131_072 * scale, 512, 1.0)),
+                    (DISK_GB, limits(1024 * scale, 0, 1.0)),
+                ]),
+                usages: BTreeMap::new(),
+                traits: BTreeSet::from([AVX]),
+                aggregates: BTreeSet::from([9]),
+            });
+        }
+        let mut text = format!(
+            "resources=VCPU:1,DISK_GB:10,MEMORY_MB:256&member_of={}&required=HW_CPU_X86_AVX2",
+            Uuid::from_u128(900)
+        );
+        if let Some(limit) = limit {
+            text.push_str(&format!("&limit={limit}"));
+        }
+        let parsed = query(&text, mv::MAX);
+        let options = EngineOptions {
+            randomize: false,
+            max_candidates: None,
+            strategy: crate::config::GenerationStrategy::DepthFirst,
+        };
+        let started = std::time::Instant::now();
+        let request = resolve(&world, &parsed, mv::MAX).unwrap().unwrap();
+        let candidates = engine::generate(&world, &request, &options);
+        let bytes = render(&world, &parsed, &candidates, mv::MAX).to_json();
+        (bytes.len(), started.elapsed())
+    }
+
+    /// `cargo test --release -- --ignored --nocapture at_scale`.
+    #[test]
+    #[ignore = "a timing run; meaningful in release builds"]
+    fn at_scale() {
+        for (count, limit) in [
+            (1_000, None),
+            (1_000, Some(10)),
+            (10_000, None),
+            (100_000, Some(1000)),
+        ] {
+            let mut best = std::time::Duration::MAX;
+            let mut size = 0;
+            for _ in 0..5 {
+                let (bytes, took) = flat_benchmark(count, limit);
+                best = best.min(took);
+                size = bytes;
+            }
+            eprintln!("{count} providers, limit {limit:?}: {best:?} ({size} bytes)");
+        }
     }
 }

@@ -151,7 +151,7 @@ fn alloc(pairs: &[(ProviderId, ClassId, i64)]) -> BTreeMap<ProviderId, BTreeMap<
 fn allocations(c: &Candidates) -> Vec<BTreeMap<ProviderId, BTreeMap<ClassId, i64>>> {
     c.allocation_requests
         .iter()
-        .map(AllocationRequest::allocation_map)
+        .map(|r| c.allocation_map(r))
         .collect()
 }
 
@@ -180,7 +180,7 @@ fn flat_providers_need_capacity_and_unit_constraints() {
     );
     assert_eq!(answer.summary_providers, BTreeSet::from([1]));
     assert_eq!(
-        answer.allocation_requests[0].mapping_map(&answer.suffixes),
+        answer.mapping_map(&answer.allocation_requests[0]),
         BTreeMap::from([(String::new(), BTreeSet::from([1]))])
     );
 }
@@ -382,7 +382,7 @@ fn same_subtree_needs_one_provider_above_the_others() {
     let mappings: Vec<_> = answer
         .allocation_requests
         .iter()
-        .map(|r| r.mapping_map(&answer.suffixes))
+        .map(|r| answer.mapping_map(r))
         .collect();
     assert_eq!(
         mappings,
@@ -601,11 +601,11 @@ type Key = (
     Vec<(String, Vec<ProviderId>)>,
 );
 
-fn key(suffixes: &[String], request: &AllocationRequest) -> Key {
+fn key(candidates: &Candidates, request: &AllocationRequest) -> Key {
     (
-        request.allocations.clone(),
-        request
-            .mapping_map(suffixes)
+        candidates.allocations(request).to_vec(),
+        candidates
+            .mapping_map(request)
             .into_iter()
             .map(|(s, ps)| (s, ps.into_iter().collect()))
             .collect(),
@@ -1054,7 +1054,7 @@ proptest! {
             let got: Vec<Key> = answer
                 .allocation_requests
                 .iter()
-                .map(|r| key(&answer.suffixes, r))
+                .map(|r| key(&answer, r))
                 .collect();
             let set: BTreeSet<Key> = got.iter().cloned().collect();
             prop_assert_eq!(set.len(), got.len(), "duplicates");
@@ -1068,7 +1068,7 @@ proptest! {
             let answer = generate(&world, &limited, &options());
             prop_assert_eq!(answer.allocation_requests.len(), expected.len() - 1);
             for candidate in &answer.allocation_requests {
-                prop_assert!(expected.contains(&key(&answer.suffixes, candidate)));
+                prop_assert!(expected.contains(&key(&answer, candidate)));
             }
         }
     }
