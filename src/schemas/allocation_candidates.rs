@@ -804,6 +804,28 @@ impl<'a> NameCache<'a> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn json_numbers_uuids_and_strings() {
+        let mut out = Json(Vec::new());
+        for value in [0, 7, 10, 256, -1, -90, 1_234_567_890, i64::MAX, i64::MIN] {
+            out.raw(b" ");
+            out.int(value);
+        }
+        let uuid = Uuid::parse_str("0A1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9").unwrap();
+        out.raw(b" ");
+        out.uuid(uuid);
+        out.raw(b" ");
+        out.string("CUSTOM_A\"b\n");
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            format!(
+                " 0 7 10 256 -1 -90 1234567890 {} {} \"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9\" \"CUSTOM_A\\\"b\\n\"",
+                i64::MAX,
+                i64::MIN
+            )
+        );
+    }
+
     fn pairs(query: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(query.as_bytes())
             .map(|(key, value)| (key.into_owned(), value.into_owned()))
