@@ -105,19 +105,38 @@ impl Request {
         body: &T,
         last_modified: Option<DateTime<Utc>>,
     ) -> HttpResponse {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => self.json_bytes_with_status(status, bytes, last_modified),
+            Err(error) => {
+                tracing::error!(%error, "response serialisation failed");
+                HttpResponse::InternalServerError().finish()
+            }
+        }
+    }
+
+    /// `json_ok` for a body already serialised (by a handler that writes
+    /// it while holding what it is made from).
+    pub fn json_bytes_ok(
+        &self,
+        body: Vec<u8>,
+        last_modified: Option<DateTime<Utc>>,
+    ) -> HttpResponse {
+        self.json_bytes_with_status(StatusCode::OK, body, last_modified)
+    }
+
+    fn json_bytes_with_status(
+        &self,
+        status: StatusCode,
+        body: Vec<u8>,
+        last_modified: Option<DateTime<Utc>>,
+    ) -> HttpResponse {
         let mut response = HttpResponse::build(status);
         if self.wants_cache_headers() {
             let modified = last_modified.unwrap_or_else(Utc::now);
             response.insert_header((header::LAST_MODIFIED, http_date(modified)));
             response.insert_header((header::CACHE_CONTROL, "no-cache"));
         }
-        match serde_json::to_vec(body) {
-            Ok(bytes) => response.content_type("application/json").body(bytes),
-            Err(error) => {
-                tracing::error!(%error, "response serialisation failed");
-                HttpResponse::InternalServerError().finish()
-            }
-        }
+        response.content_type("application/json").body(body)
     }
 }
 

@@ -5,12 +5,13 @@
 //! `RequestWideParams`) and the `_transform_*` functions of
 //! `handlers/allocation_candidate.py`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use crate::domain::allocation_candidates::request::{AllocationRequest, Candidates};
+use crate::domain::allocation_candidates::world::{ClassId, Provider, ProviderId, TraitId, World};
 use crate::errors::ErrorCode;
 use crate::http::microversion::{self as mv, Microversion};
 use crate::schemas::common::{GROUP_PATTERN, GROUP_PATTERN_1_33};
@@ -443,103 +444,387 @@ fn check_forbidden(groups: &[GroupQuery]) -> Result<(), QueryError> {
 
 // --- views ------------------------------------------------------------------------
 
-/// A name shared by many entries of one response (a resource class or
-/// trait), cloned by reference count rather than by copy.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Name(pub Arc<str>);
-
-impl Serialize for Name {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
+/// The parts of the response a microversion shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseForm {
+    /// 1.12: each allocation request is a dict by provider uuid (the body
+    /// of a `PUT /allocations/{consumer_uuid}`); before, a list.
+    pub dict: bool,
+    /// 1.34: `mappings` in each allocation request.
+    pub mappings: bool,
+    /// 1.27: every class of a provider in its summary; before, only the
+    /// requested ones.
+    pub all_classes: bool,
+    /// 1.17: `traits` in summaries.
+    pub traits: bool,
+    /// 1.29: `parent_provider_uuid` and `root_provider_uuid` in summaries.
+    pub tree: bool,
 }
 
-/// A JSON object written from pairs in the given order, without building
-/// a map.
-#[derive(Debug, Default)]
-pub struct MapView<K, V>(pub Vec<(K, V)>);
-
-impl<K: Serialize, V: Serialize> Serialize for MapView<K, V> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in &self.0 {
-            map.serialize_entry(key, value)?;
+impl ResponseForm {
+    pub fn at(version: Microversion) -> ResponseForm {
+        ResponseForm {
+            dict: version.at_least(mv::ALLOCATIONS_DICT),
+            mappings: version.at_least(mv::MAPPINGS),
+            all_classes: version.at_least(mv::ALL_CLASSES_IN_SUMMARIES),
+            traits: version.at_least(mv::CANDIDATES_REQUIRED),
+            tree: version.at_least(mv::NESTED_CANDIDATES),
         }
-        map.end()
     }
 }
 
-/// Amounts by resource class.
-pub type ResourcesView = MapView<Name, i64>;
-
-#[derive(Debug, serde::Serialize)]
-pub struct ProviderReference {
-    pub uuid: Uuid,
+/// The response body of `GET /allocation_candidates`, written straight
+/// from the engine's answer and the `World` it was computed on (under the
+/// same read guard) as compact JSON, without building an owned copy or
+/// going through a generic serialiser: a large answer is mostly uuids and
+/// a few class names repeated, and writing those directly is what makes
+/// it cheap.
+pub struct CandidatesBody<'a> {
+    world: &'a World,
+    candidates: &'a Candidates,
+    form: ResponseForm,
+    /// The classes summaries show before 1.27, sorted.
+    requested: Vec<ClassId>,
 }
 
-/// One provider's part of an allocation request before 1.12.
-#[derive(Debug, serde::Serialize)]
-pub struct ProviderAllocationListView {
-    pub resource_provider: ProviderReference,
-    pub resources: ResourcesView,
+impl<'a> CandidatesBody<'a> {
+    /// `requested` names the classes asked for (shown in summaries before
+    /// 1.27).
+    pub fn new<'n>(
+        world: &'a World,
+        candidates: &'a Candidates,
+        form: ResponseForm,
+        requested: impl IntoIterator<Item = &'n str>,
+    ) -> CandidatesBody<'a> {
+        let mut requested: Vec<ClassId> = requested
+            .into_iter()
+            .filter_map(|name| world.class_id(name))
+            .collect();
+        requested.sort_unstable();
+        requested.dedup();
+        CandidatesBody {
+            world,
+            candidates,
+            form,
+            requested,
+        }
+    }
+
+    /// The body as JSON bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let requests = &self.candidates.allocation_requests;
+        let summaries = &self.candidates.summary_providers;
+        let per_request = 120 + requests.first().map_or(0, |r| 100 * r.allocations.len());
+        let mut out = Json(Vec::with_capacity(
+            64 + per_request * requests.len() + 320 * summaries.len(),
+        ));
+        let mut names = NameCache::new(self.world);
+        out.raw(b"{\"allocation_requests\":[");
+        for (index, request) in requests.iter().enumerate() {
+            if index > 0 {
+                out.raw(b",");
+            }
+            if self.form.dict {
+                self.dict_request(&mut out, &mut names, request);
+            } else {
+                self.list_request(&mut out, &mut names, request);
+            }
+        }
+        out.raw(b"],\"provider_summaries\":{");
+        let mut first = true;
+        for id in summaries {
+            if let Some(provider) = self.world.provider(*id) {
+                if !first {
+                    out.raw(b",");
+                }
+                first = false;
+                self.summary(&mut out, &mut names, provider);
+            }
+        }
+        out.raw(b"}}");
+        out.0
+    }
+
+    fn uuid(&self, id: ProviderId) -> Option<Uuid> {
+        self.world.provider(id).map(|provider| provider.uuid)
+    }
+
+    /// The allocations of one request grouped by provider, skipping
+    /// providers the world no longer has.
+    fn by_provider(
+        &self,
+        request: &AllocationRequest,
+    ) -> impl Iterator<Item = (Uuid, &'a [(ProviderId, ClassId, i64)])> {
+        let candidates: &'a Candidates = self.candidates;
+        candidates
+            .allocations(request)
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter_map(|amounts| Some((self.uuid(amounts.first()?.0)?, amounts)))
+    }
+
+    /// `{"VCPU":1,...}`.
+    fn amounts(out: &mut Json, names: &mut NameCache<'_>, amounts: &[(ProviderId, ClassId, i64)]) {
+        out.raw(b"{");
+        for (index, (_, class, amount)) in amounts.iter().enumerate() {
+            if index > 0 {
+                out.raw(b",");
+            }
+            out.raw(names.class(*class));
+            out.raw(b":");
+            out.int(*amount);
+        }
+        out.raw(b"}");
+    }
+
+    /// From 1.12: `{"allocations":{uuid:{"resources":{...}}},"mappings":{...}}`,
+    /// the body of a `PUT /allocations/{consumer_uuid}`.
+    fn dict_request(&self, out: &mut Json, names: &mut NameCache<'_>, request: &AllocationRequest) {
+        out.raw(b"{\"allocations\":{");
+        for (index, (uuid, amounts)) in self.by_provider(request).enumerate() {
+            if index > 0 {
+                out.raw(b",");
+            }
+            out.uuid(uuid);
+            out.raw(b":{\"resources\":");
+            Self::amounts(out, names, amounts);
+            out.raw(b"}");
+        }
+        out.raw(b"}");
+        if self.form.mappings {
+            out.raw(b",\"mappings\":{");
+            let mappings = self.candidates.mappings(request);
+            for (index, group) in mappings.chunk_by(|a, b| a.0 == b.0).enumerate() {
+                let suffix = group
+                    .first()
+                    .and_then(|(suffix, _)| self.candidates.suffixes.get(*suffix))
+                    .map_or("", String::as_str);
+                if index > 0 {
+                    out.raw(b",");
+                }
+                out.string(suffix);
+                out.raw(b":[");
+                let mut first = true;
+                for (_, provider) in group {
+                    if let Some(uuid) = self.uuid(*provider) {
+                        if !first {
+                            out.raw(b",");
+                        }
+                        first = false;
+                        out.uuid(uuid);
+                    }
+                }
+                out.raw(b"]");
+            }
+            out.raw(b"}");
+        }
+        out.raw(b"}");
+    }
+
+    /// Before 1.12: `{"allocations":[{"resource_provider":{"uuid":...},
+    /// "resources":{...}},...]}`.
+    fn list_request(&self, out: &mut Json, names: &mut NameCache<'_>, request: &AllocationRequest) {
+        out.raw(b"{\"allocations\":[");
+        for (index, (uuid, amounts)) in self.by_provider(request).enumerate() {
+            if index > 0 {
+                out.raw(b",");
+            }
+            out.raw(b"{\"resource_provider\":{\"uuid\":");
+            out.uuid(uuid);
+            out.raw(b"},\"resources\":");
+            Self::amounts(out, names, amounts);
+            out.raw(b"}");
+        }
+        out.raw(b"]}");
+    }
+
+    /// `uuid:{"resources":{"VCPU":{"capacity":8,"used":2},...},"traits":[...],
+    /// "parent_provider_uuid":...,"root_provider_uuid":...}`: `traits` from
+    /// 1.17, the tree uuids from 1.29.
+    fn summary(&self, out: &mut Json, names: &mut NameCache<'_>, provider: &Provider) {
+        out.uuid(provider.uuid);
+        out.raw(b":{\"resources\":{");
+        let mut first = true;
+        for (class, limits) in &provider.inventories {
+            if !self.form.all_classes && self.requested.binary_search(class).is_err() {
+                continue;
+            }
+            if !first {
+                out.raw(b",");
+            }
+            first = false;
+            out.raw(names.class(*class));
+            out.raw(b":{\"capacity\":");
+            // Truncated as upstream's int().
+            out.int(limits.capacity() as i64);
+            out.raw(b",\"used\":");
+            out.int(provider.used(*class));
+            out.raw(b"}");
+        }
+        out.raw(b"}");
+        if self.form.traits {
+            out.raw(b",\"traits\":[");
+            for (index, id) in provider.traits.iter().enumerate() {
+                if index > 0 {
+                    out.raw(b",");
+                }
+                out.raw(names.trait_name(*id));
+            }
+            out.raw(b"]");
+        }
+        if self.form.tree {
+            out.raw(b",\"parent_provider_uuid\":");
+            match provider.parent.and_then(|parent| self.uuid(parent)) {
+                Some(uuid) => out.uuid(uuid),
+                None => out.raw(b"null"),
+            }
+            if let Some(root) = self.uuid(provider.root) {
+                out.raw(b",\"root_provider_uuid\":");
+                out.uuid(root);
+            }
+        }
+        out.raw(b"}");
+    }
 }
 
-/// An allocation request before 1.12: a list per provider.
-#[derive(Debug, serde::Serialize)]
-pub struct AllocationRequestListView {
-    pub allocations: Vec<ProviderAllocationListView>,
+/// A JSON text being written.
+struct Json(Vec<u8>);
+
+impl Json {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// A uuid as a string (hex digits and hyphens need no escaping).
+    fn uuid(&mut self, uuid: Uuid) {
+        let mut buffer = Uuid::encode_buffer();
+        let text = uuid.hyphenated().encode_lower(&mut buffer);
+        self.0.push(b'"');
+        self.0.extend_from_slice(text.as_bytes());
+        self.0.push(b'"');
+    }
+
+    fn int(&mut self, value: i64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = value.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if value < 0 {
+            self.0.push(b'-');
+        }
+        self.0.extend_from_slice(&digits[at..]);
+    }
+
+    fn string(&mut self, text: &str) {
+        self.0.extend_from_slice(&quoted(text));
+    }
 }
 
-#[derive(Debug, serde::Serialize)]
-pub struct ProviderAllocationView {
-    pub resources: ResourcesView,
+/// `text` as a JSON string, quotes included.
+fn quoted(text: &str) -> Vec<u8> {
+    let plain = text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
+    if plain {
+        let mut out = Vec::with_capacity(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        out
+    } else {
+        serde_json::to_vec(text).unwrap_or_else(|_| b"\"\"".to_vec())
+    }
 }
 
-/// An allocation request from 1.12: a dict by provider uuid, the body of a
-/// `PUT /allocations/{consumer_uuid}`; `mappings` from 1.34.
-#[derive(Debug, serde::Serialize)]
-pub struct AllocationRequestView {
-    pub allocations: MapView<Uuid, ProviderAllocationView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mappings: Option<MapView<String, Vec<Uuid>>>,
+/// Class and trait names met so far in one response, as JSON strings:
+/// few, and each written many times.
+struct NameCache<'a> {
+    world: &'a World,
+    classes: Vec<(ClassId, Vec<u8>)>,
+    traits: Vec<(TraitId, Vec<u8>)>,
+    /// Scratch for a name past the cache's size.
+    spare: Vec<u8>,
 }
 
-#[derive(Debug, serde::Serialize)]
-#[serde(untagged)]
-pub enum AllocationRequestsView {
-    List(Vec<AllocationRequestListView>),
-    Dict(Vec<AllocationRequestView>),
-}
+impl<'a> NameCache<'a> {
+    /// Linear lookups stay cheap up to this many names; past it, names
+    /// are looked up in the world's own index each time.
+    const SMALL: usize = 32;
 
-#[derive(Debug, serde::Serialize)]
-pub struct CapacityView {
-    pub capacity: i64,
-    pub used: i64,
-}
+    fn new(world: &'a World) -> NameCache<'a> {
+        NameCache {
+            world,
+            classes: Vec::new(),
+            traits: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
 
-/// One provider of `provider_summaries`: `traits` from 1.17, the tree
-/// uuids from 1.29.
-#[derive(Debug, serde::Serialize)]
-pub struct ProviderSummaryView {
-    pub resources: MapView<Name, CapacityView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub traits: Option<Vec<Name>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_provider_uuid: Option<Option<Uuid>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root_provider_uuid: Option<Uuid>,
-}
+    fn lookup<'c>(
+        cache: &'c mut Vec<(i32, Vec<u8>)>,
+        spare: &'c mut Vec<u8>,
+        id: i32,
+        name: impl FnOnce(i32) -> Option<&'a str>,
+    ) -> &'c [u8] {
+        if let Some(at) = cache.iter().position(|(known, _)| *known == id) {
+            return &cache[at].1;
+        }
+        let text = quoted(name(id).unwrap_or_default());
+        if cache.len() < Self::SMALL {
+            cache.push((id, text));
+            return cache.last().map_or(&[], |(_, text)| text.as_slice());
+        }
+        *spare = text;
+        spare
+    }
 
-#[derive(Debug, serde::Serialize)]
-pub struct AllocationCandidatesView {
-    pub allocation_requests: AllocationRequestsView,
-    pub provider_summaries: MapView<Uuid, ProviderSummaryView>,
+    fn class(&mut self, id: ClassId) -> &[u8] {
+        let world = self.world;
+        Self::lookup(&mut self.classes, &mut self.spare, id, |id| {
+            world.class_name(id)
+        })
+    }
+
+    fn trait_name(&mut self, id: TraitId) -> &[u8] {
+        let world = self.world;
+        Self::lookup(&mut self.traits, &mut self.spare, id, |id| {
+            world.trait_name(id)
+        })
+    }
 }
 
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_numbers_uuids_and_strings() {
+        let mut out = Json(Vec::new());
+        for value in [0, 7, 10, 256, -1, -90, 1_234_567_890, i64::MAX, i64::MIN] {
+            out.raw(b" ");
+            out.int(value);
+        }
+        let uuid = Uuid::parse_str("0A1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9").unwrap();
+        out.raw(b" ");
+        out.uuid(uuid);
+        out.raw(b" ");
+        out.string("CUSTOM_A\"b\n");
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            format!(
+                " 0 7 10 256 -1 -90 1234567890 {} {} \"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9\" \"CUSTOM_A\\\"b\\n\"",
+                i64::MAX,
+                i64::MIN
+            )
+        );
+    }
 
     fn pairs(query: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(query.as_bytes())

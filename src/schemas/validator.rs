@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use regex::Regex;
 use serde_json::{Map, Number, Value};
@@ -677,9 +677,11 @@ fn is_uuid_like(v: &Value) -> bool {
 }
 
 /// Python `re.search(pattern, text)`. Patterns are cached since schemas are static; a
-/// pattern the regex crate cannot compile never matches.
+/// pattern the regex crate cannot compile never matches. The cache hands out shared
+/// handles: a cloned `Regex` gets a fresh, empty matching cache, which costs far more to
+/// set up than the match itself.
 fn py_search(pattern: &str, text: &str) -> bool {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<Regex>>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let regex = {
         let mut guard = cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -688,7 +690,7 @@ fn py_search(pattern: &str, text: &str) -> bool {
         }
         guard
             .entry(pattern.to_owned())
-            .or_insert_with(|| Regex::new(&translate_regex(pattern)).ok())
+            .or_insert_with(|| Regex::new(&translate_regex(pattern)).ok().map(Arc::new))
             .clone()
     };
     regex.is_some_and(|r| r.is_match(text))

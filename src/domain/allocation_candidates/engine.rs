@@ -8,9 +8,11 @@
 //! one slot whose provider gives all its resources; the unsuffixed group in
 //! any other world is one slot per resource class, each class coming wholly
 //! from one provider of the tree or from a sharing provider anchored to it.
-//! Each slot lists its options as `(anchor root, provider)` pairs. The
-//! anchors viable for every slot are then searched one at a time, depth
-//! first over the slots, pruning a partial assignment as soon as it breaks
+//! The anchors (roots) are taken one at a time; for each, every slot's
+//! options are found among the anchor's tree and the sharing providers
+//! serving it (only when the anchor's turn comes, so that a `limit` cuts
+//! the work and not just the output), and searched depth first over the
+//! slots, pruning a partial assignment as soon as it breaks
 //! capacity (amounts of one class from one provider are summed), the
 //! `isolate` policy, the unsuffixed group's traits or a `same_subtree`
 //! constraint, so work is proportional to the answers, not to the product
@@ -23,12 +25,13 @@
 //! anchor before the next; `BreadthFirst` takes one answer from each anchor
 //! in turn. Upstream's order is its hash-set order, i.e. undefined.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use super::request::{
     AllocationRequest, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
-    TraitFilter,
+    TraitFilter, providers_of,
 };
 use super::world::{ClassId, Provider, ProviderId, TraitId, World};
 use crate::config::GenerationStrategy;
@@ -38,14 +41,15 @@ mod tests;
 
 /// Every allocation request that satisfies `request` in `world`.
 pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptions) -> Candidates {
-    let Some(plan) = Plan::build(world, request) else {
+    let Some(mut plan) = Plan::build(world, request) else {
         return Candidates::default();
     };
     let mut rng = options.randomize.then(Rng::seeded);
-    let mut anchors = plan.anchors();
+    let mut anchors = std::mem::take(&mut plan.context.anchors);
     if let Some(rng) = rng.as_mut() {
         rng.shuffle(&mut anchors);
     }
+    let anchors = AnchorOrder::new(anchors, rng.is_none());
 
     let limit = request.limit.filter(|limit| *limit > 0);
     // Before 1.29 in a world with trees, the summaries of a cut answer name
@@ -60,12 +64,18 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
         produced: 0,
         seen: HashSet::new(),
         kept: Vec::new(),
+        amounts: Vec::new(),
+        mapped: Vec::new(),
     };
     match options.strategy {
         GenerationStrategy::DepthFirst => {
-            let mut search = Search::new(&plan, 0);
-            for anchor in &anchors {
-                search.reset(*anchor);
+            // Each anchor's options are worked out only when its turn
+            // comes, so a `limit` stops the work, not just the output.
+            let mut search = Search::new(&plan);
+            for anchor in anchors {
+                if !search.reset(anchor) {
+                    continue;
+                }
                 while search.advance() {
                     if sink.accept(&search.chosen) {
                         break;
@@ -77,10 +87,13 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
             }
         }
         GenerationStrategy::BreadthFirst => {
-            let mut active: Vec<Search<'_>> = anchors
-                .iter()
-                .map(|anchor| Search::new(&plan, *anchor))
-                .collect();
+            let mut active: Vec<Search<'_>> = Vec::new();
+            for anchor in anchors {
+                let mut search = Search::new(&plan);
+                if search.reset(anchor) {
+                    active.push(search);
+                }
+            }
             'rounds: while !active.is_empty() {
                 let mut next_round = Vec::with_capacity(active.len());
                 for mut search in active {
@@ -97,13 +110,15 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     }
 
     let mut all = sink.kept;
+    let amounts = sink.amounts;
+    let mapped = sink.mapped;
     let mut summary_providers = BTreeSet::new();
     if old_nested {
         // Upstream keeps the summaries of providers in any answer, then cuts
         // them to the trees of the answers kept by `limit`.
         let mut named: BTreeSet<ProviderId> = BTreeSet::new();
         for candidate in &all {
-            named.extend(candidate.allocations.keys().copied());
+            named.extend(providers_of(&amounts[candidate.allocations.clone()]));
         }
         if let Some(limit) = limit
             && limit < all.len()
@@ -112,25 +127,67 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
                 rng.shuffle(&mut all);
             }
             all.truncate(limit);
-            let roots = plan.roots_of(&all);
-            named.retain(|id| world.provider(*id).is_some_and(|p| roots.contains(&p.root)));
+            let roots = plan.roots_of(&all, &amounts);
+            named.retain(|id| {
+                world
+                    .provider(*id)
+                    .is_some_and(|p| roots.binary_search(&p.root).is_ok())
+            });
         }
         summary_providers = named;
     } else if !all.is_empty() {
-        for root in plan.roots_of(&all) {
-            if plan.context.has_trees {
-                summary_providers.extend(world.subtree(root));
-            } else {
-                summary_providers.insert(root);
+        let roots = plan.roots_of(&all, &amounts);
+        summary_providers = if plan.context.has_trees {
+            let mut members: Vec<ProviderId> = Vec::new();
+            for root in roots {
+                members.extend(world.subtree(root));
             }
-        }
+            // Collected from a sorted vector, the set is built in bulk.
+            members.sort_unstable();
+            members.into_iter().collect()
+        } else {
+            roots.into_iter().collect()
+        };
     }
     if let Some(rng) = rng.as_mut() {
         rng.shuffle(&mut all);
     }
     Candidates {
         allocation_requests: all,
+        amounts,
+        mapped,
+        suffixes: plan.suffixes,
         summary_providers,
+    }
+}
+
+/// The anchors in the order they are searched: ascending, taken from a
+/// heap so that a `limit` reached after a few anchors does not pay for
+/// sorting them all; or as given (shuffled).
+enum AnchorOrder {
+    Ascending(BinaryHeap<Reverse<ProviderId>>),
+    AsGiven(std::vec::IntoIter<ProviderId>),
+}
+
+impl AnchorOrder {
+    fn new(anchors: Vec<ProviderId>, ascending: bool) -> AnchorOrder {
+        if ascending {
+            // Built from a vector in linear time.
+            AnchorOrder::Ascending(anchors.into_iter().map(Reverse).collect())
+        } else {
+            AnchorOrder::AsGiven(anchors.into_iter())
+        }
+    }
+}
+
+impl Iterator for AnchorOrder {
+    type Item = ProviderId;
+
+    fn next(&mut self) -> Option<ProviderId> {
+        match self {
+            AnchorOrder::Ascending(heap) => heap.pop().map(|Reverse(anchor)| anchor),
+            AnchorOrder::AsGiven(anchors) => anchors.next(),
+        }
     }
 }
 
@@ -139,60 +196,83 @@ struct Context<'w> {
     world: &'w World,
     has_trees: bool,
     sharing: HashSet<ProviderId>,
-    /// Roots each sharing provider can anchor: the roots of every provider
-    /// sharing an aggregate with it (itself included).
-    sharing_anchors: HashMap<ProviderId, BTreeSet<ProviderId>>,
+    /// For each anchor, the sharing providers of other trees that serve
+    /// it (they share an aggregate with one of its providers), ascending.
+    /// Anchors refused by `root_traits` are left out.
+    serving: HashMap<ProviderId, Vec<ProviderId>>,
     /// Roots allowed by `root_traits`; `None` when not filtering.
     anchor_filter: Option<HashSet<ProviderId>>,
+    /// The roots that may anchor an answer (allowed by `root_traits`), in
+    /// no order. Whether every slot has options there is found out when
+    /// the anchor's turn comes.
+    anchors: Vec<ProviderId>,
 }
 
 impl<'w> Context<'w> {
     fn new(world: &'w World, request: &CandidateRequest) -> Option<Context<'w>> {
-        let has_trees = world.providers().any(|p| p.parent.is_some());
-        let sharing: HashSet<ProviderId> = match world.sharing_trait() {
-            Some(trait_id) => world
-                .providers()
-                .filter(|p| p.traits.contains(&trait_id))
-                .map(|p| p.id)
-                .collect(),
-            None => HashSet::new(),
-        };
-        let sharing_anchors = sharing
-            .iter()
-            .map(|id| {
-                let mut roots = BTreeSet::new();
-                if let Some(provider) = world.provider(*id) {
-                    for aggregate in &provider.aggregates {
-                        for member in world.members(*aggregate) {
-                            if let Some(member) = world.provider(member) {
-                                roots.insert(member.root);
-                            }
-                        }
-                    }
-                }
-                (*id, roots)
-            })
-            .collect();
+        // One pass over the providers for everything that needs them all.
+        let sharing_trait = world.sharing_trait();
+        let mut has_trees = false;
+        let mut sharing: HashSet<ProviderId> = HashSet::new();
+        let mut roots: Vec<ProviderId> = Vec::with_capacity(world.len());
+        for p in world.providers() {
+            has_trees |= p.parent.is_some();
+            if sharing_trait.is_some_and(|t| p.traits.contains(&t)) {
+                sharing.insert(p.id);
+            }
+            if p.root == p.id {
+                roots.push(p.id);
+            }
+        }
         let anchor_filter = if request.root_traits.is_empty() {
             None
         } else {
-            let roots: HashSet<ProviderId> = world
-                .providers()
+            let allowed: HashSet<ProviderId> = roots
+                .iter()
+                .filter_map(|id| world.provider(*id))
                 .filter(|p| p.parent.is_none() && traits_match(&request.root_traits, &p.traits))
                 .map(|p| p.id)
                 .collect();
-            if roots.is_empty() {
+            if allowed.is_empty() {
                 return None;
             }
-            Some(roots)
+            roots.retain(|id| allowed.contains(id));
+            Some(allowed)
         };
-        Some(Context {
+        let mut context = Context {
             world,
             has_trees,
             sharing,
-            sharing_anchors,
+            serving: HashMap::new(),
             anchor_filter,
-        })
+            anchors: roots,
+        };
+        // The roots of every provider sharing an aggregate with a sharing
+        // provider (itself included) are anchors it can serve.
+        let mut serving: HashMap<ProviderId, Vec<ProviderId>> = HashMap::new();
+        for id in &context.sharing {
+            let Some(provider) = world.provider(*id) else {
+                continue;
+            };
+            let mut roots = BTreeSet::new();
+            for aggregate in &provider.aggregates {
+                for member in world.members(*aggregate) {
+                    if let Some(member) = world.provider(member) {
+                        roots.insert(member.root);
+                    }
+                }
+            }
+            for anchor in roots {
+                if anchor != provider.root && context.anchor_ok(anchor) {
+                    serving.entry(anchor).or_default().push(*id);
+                }
+            }
+        }
+        for providers in serving.values_mut() {
+            providers.sort_unstable();
+        }
+        context.serving = serving;
+        Some(context)
     }
 
     fn anchor_ok(&self, root: ProviderId) -> bool {
@@ -201,15 +281,12 @@ impl<'w> Context<'w> {
             .is_none_or(|roots| roots.contains(&root))
     }
 
-    /// Anchors other than its own root that a sharing provider serves.
-    fn foreign_anchors(&self, provider: &Provider) -> impl Iterator<Item = ProviderId> + '_ {
-        let own = provider.root;
-        self.sharing_anchors
-            .get(&provider.id)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(move |anchor| *anchor != own && self.anchor_ok(*anchor))
+    /// Sharing providers of other trees serving `anchor`, ascending.
+    fn serving(&self, anchor: ProviderId) -> &[ProviderId] {
+        if self.serving.is_empty() {
+            return &[];
+        }
+        self.serving.get(&anchor).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -225,44 +302,121 @@ fn all_of_match(all_of: &[BTreeSet<i32>], have: &BTreeSet<i32>) -> bool {
         .all(|any| any.iter().any(|item| have.contains(item)))
 }
 
+/// How a slot's providers are found.
+#[derive(Clone, Copy)]
+enum SlotKind {
+    /// One class of the unsuffixed group when trees or sharing providers
+    /// exist: any provider of the anchor's tree, or a sharing provider
+    /// sharing an aggregate with it (upstream's `get_trees_matching_all`).
+    TreeClass { class: ClassId, amount: i64 },
+    /// A group satisfied by one provider (upstream's
+    /// `get_provider_ids_matching` and `_alloc_candidates_single_provider`).
+    Single,
+}
+
 /// One choice to make: a provider for a whole group, or for one class of
 /// the unsuffixed group.
-struct Slot {
+struct Slot<'r> {
     group: usize,
+    kind: SlotKind,
+    request_group: &'r RequestGroup,
+    /// The root of the group's `in_tree` provider.
+    tree_root: Option<ProviderId>,
     /// What the chosen provider gives.
     resources: Vec<(ClassId, i64)>,
     /// Counted by `isolate` (a suffixed group).
     granular: bool,
     /// The unsuffixed group's trait filter, checked on the union of its
     /// providers once this, its last slot, is chosen.
-    collective_traits: Option<Vec<BTreeSet<TraitId>>>,
+    collective_traits: Option<&'r [BTreeSet<TraitId>]>,
     /// `same_subtree` constraints complete once this slot is chosen.
     subtree_checks: Vec<usize>,
-    /// `(anchor root, provider)`, sorted.
-    options: Vec<(ProviderId, ProviderId)>,
 }
 
-impl Slot {
-    fn options_for(&self, anchor: ProviderId) -> &[(ProviderId, ProviderId)] {
-        let start = self.options.partition_point(|(a, _)| *a < anchor);
-        let end = self.options.partition_point(|(a, _)| *a <= anchor);
-        &self.options[start..end]
+impl Slot<'_> {
+    /// True when `provider`, of the anchor's own tree, may fill this slot.
+    fn accepts_own(&self, context: &Context<'_>, provider: &Provider) -> bool {
+        let group = self.request_group;
+        match self.kind {
+            SlotKind::TreeClass { class, amount } => {
+                let world = context.world;
+                let root = provider.root;
+                let root_provider = world.provider(root);
+                let in_aggregates = |p: Option<&Provider>| {
+                    p.is_some_and(|p| all_of_match(&group.member_of.all_of, &p.aggregates))
+                };
+                let clear_of_forbidden = |p: Option<&Provider>| {
+                    p.is_some_and(|p| group.member_of.forbidden.is_disjoint(&p.aggregates))
+                };
+                provider.can_allocate(class, amount)
+                    // Upstream checks each provider's forbidden traits on
+                    // every combination; dropping them here is the same.
+                    && group.traits.forbidden.is_disjoint(&provider.traits)
+                    && self.tree_root.is_none_or(|tree| tree == root)
+                    // An aggregate on the root spans the whole tree.
+                    && (group.member_of.all_of.is_empty()
+                        || in_aggregates(Some(provider))
+                        || in_aggregates(root_provider))
+                    && clear_of_forbidden(Some(provider))
+                    && clear_of_forbidden(root_provider)
+            }
+            SlotKind::Single => self.single_fits(provider),
+        }
+    }
+
+    /// True when `provider`, a sharing provider of another tree, may fill
+    /// this slot for `anchor`.
+    fn accepts_shared(
+        &self,
+        context: &Context<'_>,
+        provider: &Provider,
+        anchor: ProviderId,
+    ) -> bool {
+        let group = self.request_group;
+        match self.kind {
+            SlotKind::TreeClass { class, amount } => {
+                self.tree_root.is_none()
+                    && provider.can_allocate(class, amount)
+                    && group.traits.forbidden.is_disjoint(&provider.traits)
+                    && all_of_match(&group.member_of.all_of, &provider.aggregates)
+                    && group.member_of.forbidden.is_disjoint(&provider.aggregates)
+                    && context
+                        .world
+                        .provider(anchor)
+                        .is_some_and(|p| group.member_of.forbidden.is_disjoint(&p.aggregates))
+            }
+            SlotKind::Single => self.single_fits(provider),
+        }
+    }
+
+    fn single_fits(&self, provider: &Provider) -> bool {
+        let group = self.request_group;
+        let fits = group.resources.is_empty()
+            || (self.tree_root.is_none_or(|tree| tree == provider.root)
+                && group
+                    .resources
+                    .iter()
+                    .all(|(class, amount)| provider.can_allocate(*class, *amount)));
+        fits && traits_match(&group.traits, &provider.traits)
+            && all_of_match(&group.member_of.all_of, &provider.aggregates)
+            && group.member_of.forbidden.is_disjoint(&provider.aggregates)
     }
 }
+
+/// Twin number of an option without one.
+const NO_TWIN: u32 = u32::MAX;
 
 struct Plan<'w> {
     context: Context<'w>,
     request: &'w CandidateRequest,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<'w>>,
     /// `same_subtree` constraints as group indexes.
     subtrees: Vec<Vec<usize>>,
+    /// The mapping keys, sorted, and each group's index among them.
     suffixes: Vec<String>,
-    /// Set when any answer might be reachable from more than one anchor.
+    suffix_of_group: Vec<usize>,
+    /// Set when some answer might be reachable from more than one anchor.
     any_sharing: bool,
-    /// Interchangeable providers share a number: leaves with the same
-    /// parent and identical inventories, usages, traits and aggregates.
-    /// Providers without a number are unlike any other.
-    twins: HashMap<ProviderId, usize>,
 }
 
 impl<'w> Plan<'w> {
@@ -279,6 +433,10 @@ impl<'w> Plan<'w> {
                 Some(id) => Some(world.provider(id)?.root),
                 None => None,
             };
+            // Upstream's resourceless lookup only keeps providers found by
+            // a positive filter (required traits or member_of), and ignores
+            // in_tree.
+            let resourceless = group.resources.is_empty();
             if group.suffix.is_none() && multi_path {
                 let resources: BTreeMap<ClassId, i64> = group.resources.iter().copied().collect();
                 if resources.is_empty() {
@@ -286,33 +444,35 @@ impl<'w> Plan<'w> {
                 }
                 let count = resources.len();
                 for (position, (class, amount)) in resources.into_iter().enumerate() {
-                    let options = tree_options(&context, group, tree_root, class, amount);
-                    if options.is_empty() {
-                        return None;
-                    }
                     let last = position + 1 == count;
                     slots.push(Slot {
                         group: index,
+                        kind: SlotKind::TreeClass { class, amount },
+                        request_group: group,
+                        tree_root,
                         resources: vec![(class, amount)],
                         granular: false,
                         collective_traits: (last && !group.traits.all_of.is_empty())
-                            .then(|| group.traits.all_of.clone()),
+                            .then_some(group.traits.all_of.as_slice()),
                         subtree_checks: Vec::new(),
-                        options,
                     });
                 }
             } else {
-                let options = single_options(&context, group, tree_root);
-                if options.is_empty() {
+                if resourceless
+                    && group.traits.all_of.is_empty()
+                    && group.member_of.all_of.is_empty()
+                {
                     return None;
                 }
                 slots.push(Slot {
                     group: index,
+                    kind: SlotKind::Single,
+                    request_group: group,
+                    tree_root,
                     resources: group.resources.clone(),
                     granular: group.suffix.is_some(),
                     collective_traits: None,
                     subtree_checks: Vec::new(),
-                    options,
                 });
             }
         }
@@ -338,71 +498,199 @@ impl<'w> Plan<'w> {
                 slots[last].subtree_checks.push(check);
             }
         }
-        let any_sharing = slots.iter().any(|slot| {
-            slot.options
-                .iter()
-                .any(|(_, provider)| context.sharing.contains(provider))
-        });
-        let suffixes = request
+        let any_sharing = !context.sharing.is_empty();
+        let names: Vec<&str> = request
             .groups
             .iter()
-            .map(|group| group.suffix.clone().unwrap_or_default())
+            .map(|group| group.suffix.as_deref().unwrap_or(""))
             .collect();
-        let twins = twin_classes(world, &slots);
+        let mut suffixes: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        suffixes.sort_unstable();
+        suffixes.dedup();
+        let suffix_of_group = names
+            .iter()
+            .map(|name| {
+                suffixes
+                    .binary_search_by(|suffix| suffix.as_str().cmp(name))
+                    .unwrap_or(0)
+            })
+            .collect();
         Some(Plan {
             context,
             request,
             slots,
             subtrees,
             suffixes,
+            suffix_of_group,
             any_sharing,
-            twins,
         })
-    }
-
-    /// Anchors every slot has options for, ascending.
-    fn anchors(&self) -> Vec<ProviderId> {
-        let Some((first, rest)) = self.slots.split_first() else {
-            return Vec::new();
-        };
-        let mut anchors: Vec<ProviderId> = first.options.iter().map(|(a, _)| *a).collect();
-        anchors.dedup();
-        anchors.retain(|anchor| {
-            rest.iter()
-                .all(|slot| !slot.options_for(*anchor).is_empty())
-        });
-        anchors
     }
 
     fn provider(&self, id: ProviderId) -> Option<&'w Provider> {
         self.context.world.provider(id)
     }
 
-    /// Roots of the providers allocated from in `candidates`.
-    fn roots_of(&self, candidates: &[AllocationRequest]) -> BTreeSet<ProviderId> {
-        candidates
-            .iter()
-            .flat_map(|candidate| candidate.allocations.keys())
-            .filter_map(|id| self.provider(*id).map(|p| p.root))
-            .collect()
-    }
-
-    fn render(&self, chosen: &[ProviderId]) -> AllocationRequest {
-        let mut answer = AllocationRequest::default();
-        for (slot, provider) in self.slots.iter().zip(chosen) {
-            if !slot.resources.is_empty() {
-                let classes = answer.allocations.entry(*provider).or_default();
-                for (class, amount) in &slot.resources {
-                    *classes.entry(*class).or_insert(0) += amount;
+    /// Fills `options` (one list per slot, ascending by provider) with the
+    /// providers that may fill each slot under `anchor`, and numbers
+    /// interchangeable ones. False, with the lists in any state, as soon
+    /// as one slot has none.
+    fn options_at(
+        &self,
+        anchor: ProviderId,
+        options: &mut [Vec<(ProviderId, u32)>],
+        tree: &mut Vec<&'w Provider>,
+    ) -> bool {
+        let world = self.context.world;
+        tree.clear();
+        if self.context.has_trees {
+            let mut stack = vec![anchor];
+            while let Some(next) = stack.pop() {
+                if let Some(provider) = world.provider(next) {
+                    tree.push(provider);
+                    stack.extend(world.children(next));
                 }
             }
-            answer
-                .mappings
-                .entry(self.suffixes[slot.group].clone())
-                .or_default()
-                .insert(*provider);
+        } else if let Some(provider) = world.provider(anchor) {
+            tree.push(provider);
         }
-        answer
+        let shared = self.context.serving(anchor);
+        for (slot, list) in self.slots.iter().zip(options.iter_mut()) {
+            list.clear();
+            for provider in tree.iter() {
+                if slot.accepts_own(&self.context, provider) {
+                    list.push((provider.id, NO_TWIN));
+                }
+            }
+            for id in shared {
+                if let Some(provider) = self.provider(*id)
+                    && slot.accepts_shared(&self.context, provider, anchor)
+                {
+                    list.push((*id, NO_TWIN));
+                }
+            }
+            if list.is_empty() {
+                return false;
+            }
+            list.sort_unstable();
+            list.dedup();
+        }
+        if self.context.has_trees {
+            self.number_twins(options);
+        }
+        true
+    }
+
+    /// Numbers the providers of the options so that interchangeable ones
+    /// (swapping them maps every rule onto itself) share a number: leaves
+    /// with the same parent and identical inventories, usages, traits and
+    /// aggregates. Roots are told apart by their anchors; providers left
+    /// at `NO_TWIN` are unlike any other option.
+    fn number_twins(&self, options: &mut [Vec<(ProviderId, u32)>]) {
+        let world = self.context.world;
+        let mut leaves: Vec<(ProviderId, ProviderId)> = Vec::new();
+        for (id, _) in options.iter().flatten() {
+            if let Some(p) = world.provider(*id)
+                && let Some(parent) = p.parent
+                && world.children(p.id).next().is_none()
+            {
+                leaves.push((parent, *id));
+            }
+        }
+        leaves.sort_unstable();
+        leaves.dedup();
+        let mut numbers: Vec<(ProviderId, u32)> = Vec::new();
+        let mut next_number = 0;
+        for family in leaves.chunk_by(|a, b| a.0 == b.0) {
+            if family.len() < 2 {
+                continue;
+            }
+            let mut shapes: Vec<(&Provider, u32)> = Vec::new();
+            for (_, id) in family {
+                let Some(p) = world.provider(*id) else {
+                    continue;
+                };
+                let number = match shapes.iter().find(|(other, _)| same_shape(p, other)) {
+                    Some((_, number)) => *number,
+                    None => {
+                        next_number += 1;
+                        shapes.push((p, next_number));
+                        next_number
+                    }
+                };
+                numbers.push((*id, number));
+            }
+        }
+        if numbers.is_empty() {
+            return;
+        }
+        numbers.sort_unstable();
+        for (id, twin) in options.iter_mut().flatten() {
+            if let Ok(at) = numbers.binary_search_by_key(&*id, |(id, _)| *id) {
+                *twin = numbers[at].1;
+            }
+        }
+    }
+
+    /// Roots of the providers allocated from in `candidates`, ascending,
+    /// each once.
+    fn roots_of(
+        &self,
+        candidates: &[AllocationRequest],
+        amounts: &[(ProviderId, ClassId, i64)],
+    ) -> Vec<ProviderId> {
+        let mut roots: Vec<ProviderId> = candidates
+            .iter()
+            .flat_map(|candidate| providers_of(&amounts[candidate.allocations.clone()]))
+            .filter_map(|id| self.provider(id).map(|p| p.root))
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        roots
+    }
+
+    /// Appends an assignment's allocations and mappings to the shared
+    /// storage, and returns their ranges.
+    fn render(
+        &self,
+        chosen: &[ProviderId],
+        amounts: &mut Vec<(ProviderId, ClassId, i64)>,
+        mapped: &mut Vec<(usize, ProviderId)>,
+    ) -> AllocationRequest {
+        let start = amounts.len();
+        let mapped_start = mapped.len();
+        for (slot, provider) in self.slots.iter().zip(chosen) {
+            for (class, amount) in &slot.resources {
+                amounts.push((*provider, *class, *amount));
+            }
+            mapped.push((self.suffix_of_group[slot.group], *provider));
+        }
+        amounts[start..].sort_unstable_by_key(|(provider, class, _)| (*provider, *class));
+        // Amounts of one class from one provider are summed.
+        let mut end = start;
+        for next in start..amounts.len() {
+            let entry = amounts[next];
+            if end > start && amounts[end - 1].0 == entry.0 && amounts[end - 1].1 == entry.1 {
+                amounts[end - 1].2 += entry.2;
+            } else {
+                amounts[end] = entry;
+                end += 1;
+            }
+        }
+        amounts.truncate(end);
+        mapped[mapped_start..].sort_unstable();
+        let mut mapped_end = mapped_start;
+        for next in mapped_start..mapped.len() {
+            let entry = mapped[next];
+            if mapped_end == mapped_start || mapped[mapped_end - 1] != entry {
+                mapped[mapped_end] = entry;
+                mapped_end += 1;
+            }
+        }
+        mapped.truncate(mapped_end);
+        AllocationRequest {
+            allocations: start..end,
+            mappings: mapped_start..mapped_end,
+        }
     }
 
     /// Before 1.29: no two providers of one tree give resources.
@@ -424,162 +712,35 @@ impl<'w> Plan<'w> {
     }
 }
 
-/// Numbers the providers of the options so that interchangeable ones
-/// (swapping them maps every rule onto itself) share a number.
-fn twin_classes(world: &World, slots: &[Slot]) -> HashMap<ProviderId, usize> {
-    type Shape = (
-        ProviderId,
-        Vec<(ClassId, [i64; 6], u64)>,
-        Vec<TraitId>,
-        Vec<i32>,
-    );
-    let mut shapes: HashMap<Shape, usize> = HashMap::new();
-    let mut twins = HashMap::new();
-    for (_, id) in slots.iter().flat_map(|slot| &slot.options) {
-        // Roots are told apart by their anchors: only leaves below a parent
-        // can be twins. Providers without a number are unique.
-        let Some(p) = world.provider(*id) else {
-            continue;
-        };
-        let Some(parent) = p.parent else {
-            continue;
-        };
-        if twins.contains_key(id) || world.children(p.id).next().is_some() {
-            continue;
-        }
-        let shape: Shape = (
-            parent,
-            p.inventories
-                .iter()
-                .map(|(class, l)| {
-                    (
-                        *class,
-                        [
-                            l.total,
-                            l.reserved,
-                            l.min_unit,
-                            l.max_unit,
-                            l.step_size,
-                            p.used(*class),
-                        ],
-                        l.allocation_ratio.to_bits(),
-                    )
-                })
-                .collect(),
-            p.traits.iter().copied().collect(),
-            p.aggregates.iter().copied().collect(),
-        );
-        let next = shapes.len();
-        let class = *shapes.entry(shape).or_insert(next);
-        twins.insert(*id, class);
-    }
-    twins
-}
-
-/// Options of one class of the unsuffixed group when trees or sharing
-/// providers exist: any provider of an anchor's tree, or a sharing provider
-/// sharing an aggregate with it (upstream's `get_trees_matching_all`).
-fn tree_options(
-    context: &Context<'_>,
-    group: &RequestGroup,
-    tree_root: Option<ProviderId>,
-    class: ClassId,
-    amount: i64,
-) -> Vec<(ProviderId, ProviderId)> {
-    let world = context.world;
-    let in_aggregates = |id: ProviderId| {
-        world
-            .provider(id)
-            .is_some_and(|p| all_of_match(&group.member_of.all_of, &p.aggregates))
-    };
-    let clear_of_forbidden = |id: ProviderId| {
-        world
-            .provider(id)
-            .is_some_and(|p| group.member_of.forbidden.is_disjoint(&p.aggregates))
-    };
-    let mut options = Vec::new();
-    for provider in world.providers() {
-        if !provider.can_allocate(class, amount)
-            // Upstream checks each provider's forbidden traits on every
-            // combination; dropping them here is the same.
-            || !group.traits.forbidden.is_disjoint(&provider.traits)
-        {
-            continue;
-        }
-        let root = provider.root;
-        if tree_root.is_none_or(|tree| tree == root)
-            && context.anchor_ok(root)
-            // An aggregate on the root spans the whole tree.
-            && (group.member_of.all_of.is_empty() || in_aggregates(provider.id) || in_aggregates(root))
-            && clear_of_forbidden(provider.id)
-            && clear_of_forbidden(root)
-        {
-            options.push((root, provider.id));
-        }
-        if tree_root.is_none()
-            && context.sharing.contains(&provider.id)
-            && (group.member_of.all_of.is_empty() || in_aggregates(provider.id))
-            && clear_of_forbidden(provider.id)
-        {
-            for anchor in context.foreign_anchors(provider) {
-                if clear_of_forbidden(anchor) {
-                    options.push((anchor, provider.id));
-                }
-            }
-        }
-    }
-    options.sort_unstable();
-    options.dedup();
-    options
-}
-
-/// Options of a group satisfied by one provider (upstream's
-/// `get_provider_ids_matching` and `_alloc_candidates_single_provider`).
-fn single_options(
-    context: &Context<'_>,
-    group: &RequestGroup,
-    tree_root: Option<ProviderId>,
-) -> Vec<(ProviderId, ProviderId)> {
-    // Upstream's resourceless lookup only keeps providers found by a
-    // positive filter (required traits or member_of), and ignores in_tree.
-    if group.resources.is_empty()
-        && group.traits.all_of.is_empty()
-        && group.member_of.all_of.is_empty()
-    {
-        return Vec::new();
-    }
-    let mut options = Vec::new();
-    for provider in context.world.providers() {
-        let fits = group.resources.is_empty()
-            || (tree_root.is_none_or(|tree| tree == provider.root)
-                && group
-                    .resources
-                    .iter()
-                    .all(|(class, amount)| provider.can_allocate(*class, *amount)));
-        if !fits
-            || !traits_match(&group.traits, &provider.traits)
-            || !all_of_match(&group.member_of.all_of, &provider.aggregates)
-            || !group.member_of.forbidden.is_disjoint(&provider.aggregates)
-        {
-            continue;
-        }
-        if context.anchor_ok(provider.root) {
-            options.push((provider.root, provider.id));
-        }
-        if context.sharing.contains(&provider.id) {
-            for anchor in context.foreign_anchors(provider) {
-                options.push((anchor, provider.id));
-            }
-        }
-    }
-    options.sort_unstable();
-    options
+/// True when two providers are interchangeable for every rule: same
+/// inventories (and usage of each), traits and aggregates.
+fn same_shape(a: &Provider, b: &Provider) -> bool {
+    a.parent == b.parent
+        && a.inventories.len() == b.inventories.len()
+        && a.inventories
+            .iter()
+            .zip(&b.inventories)
+            .all(|((class_a, la), (class_b, lb))| {
+                class_a == class_b
+                    && la.total == lb.total
+                    && la.reserved == lb.reserved
+                    && la.min_unit == lb.min_unit
+                    && la.max_unit == lb.max_unit
+                    && la.step_size == lb.step_size
+                    && la.allocation_ratio.to_bits() == lb.allocation_ratio.to_bits()
+                    && a.used(*class_a) == b.used(*class_b)
+            })
+        && a.traits == b.traits
+        && a.aggregates == b.aggregates
 }
 
 /// A resumable depth-first search over the slots for one anchor.
 struct Search<'p> {
     plan: &'p Plan<'p>,
-    options: Vec<&'p [(ProviderId, ProviderId)]>,
+    /// Per slot: `(provider, twin number)` under the current anchor.
+    options: Vec<Vec<(ProviderId, u32)>>,
+    /// The anchor's tree (scratch for `options_at`).
+    tree: Vec<&'p Provider>,
     /// Next option to try, per slot.
     cursor: Vec<usize>,
     chosen: Vec<ProviderId>,
@@ -592,40 +753,38 @@ struct Search<'p> {
     /// Complete assignments found so far, and the count when each chosen
     /// provider was pushed.
     leaves: u64,
-    leaves_at_push: Vec<u64>,
+    leaves_at_push: Vec<(u64, u32)>,
     /// Per depth: twin numbers whose choice at this node led nowhere; a
     /// twin of one, untouched by the prefix, would lead nowhere either.
-    dead: Vec<Vec<usize>>,
+    dead: Vec<Vec<u32>>,
+    /// Scratch for the `same_subtree` checks.
+    members: Vec<ProviderId>,
 }
 
 impl<'p> Search<'p> {
-    fn new(plan: &'p Plan<'p>, anchor: ProviderId) -> Search<'p> {
+    fn new(plan: &'p Plan<'p>) -> Search<'p> {
         let count = plan.slots.len();
         Search {
             plan,
-            options: plan
-                .slots
-                .iter()
-                .map(|slot| slot.options_for(anchor))
-                .collect(),
+            options: vec![Vec::new(); count],
+            tree: Vec::new(),
             cursor: vec![0; count],
             chosen: Vec::with_capacity(count),
             load: Vec::new(),
             marks: Vec::with_capacity(count),
             at_leaf: false,
-            done: count == 0,
+            done: true,
             leaves: 0,
             leaves_at_push: Vec::with_capacity(count),
             dead: vec![Vec::new(); count],
+            members: Vec::new(),
         }
     }
 
-    /// Starts over on another anchor, keeping the buffers.
-    fn reset(&mut self, anchor: ProviderId) {
+    /// Starts over on `anchor`, keeping the buffers; false when some slot
+    /// has no option there.
+    fn reset(&mut self, anchor: ProviderId) -> bool {
         let plan = self.plan;
-        for (options, slot) in self.options.iter_mut().zip(&plan.slots) {
-            *options = slot.options_for(anchor);
-        }
         self.cursor.iter_mut().for_each(|c| *c = 0);
         self.chosen.clear();
         self.load.clear();
@@ -633,7 +792,9 @@ impl<'p> Search<'p> {
         self.leaves_at_push.clear();
         self.dead.iter_mut().for_each(Vec::clear);
         self.at_leaf = false;
-        self.done = self.options.is_empty();
+        let viable = plan.options_at(anchor, &mut self.options, &mut self.tree);
+        self.done = !viable || self.options.is_empty();
+        viable
     }
 
     /// Moves to the next complete assignment (in `chosen`); false when
@@ -661,17 +822,16 @@ impl<'p> Search<'p> {
                 continue;
             }
             self.cursor[depth] = cursor + 1;
-            let provider = self.options[depth][cursor].1;
-            let twin = self.plan.twins.get(&provider).copied();
+            let (provider, twin) = self.options[depth][cursor];
             let fresh = !self.chosen.contains(&provider);
-            if fresh && twin.is_some_and(|twin| self.dead[depth].contains(&twin)) {
+            if fresh && twin != NO_TWIN && self.dead[depth].contains(&twin) {
                 continue;
             }
-            if self.try_push(provider) {
+            if self.try_push(provider, twin) {
                 if let Some(next) = self.dead.get_mut(depth + 1) {
                     next.clear();
                 }
-            } else if fresh && let Some(twin) = twin {
+            } else if fresh && twin != NO_TWIN {
                 self.dead[depth].push(twin);
             }
         }
@@ -686,17 +846,18 @@ impl<'p> Search<'p> {
             self.load.truncate(mark);
         }
         let depth = self.chosen.len();
-        if self.leaves_at_push.pop() == Some(self.leaves)
+        if let Some((leaves, twin)) = self.leaves_at_push.pop()
+            && leaves == self.leaves
+            && twin != NO_TWIN
             && !self.chosen.contains(&provider)
-            && let Some(twin) = self.plan.twins.get(&provider)
         {
-            self.dead[depth].push(*twin);
+            self.dead[depth].push(twin);
         }
     }
 
     /// Chooses `provider` for the next slot if the partial assignment stays
     /// valid.
-    fn try_push(&mut self, provider_id: ProviderId) -> bool {
+    fn try_push(&mut self, provider_id: ProviderId, twin: u32) -> bool {
         let plan = self.plan;
         let index = self.chosen.len();
         let slot = &plan.slots[index];
@@ -734,7 +895,7 @@ impl<'p> Search<'p> {
         }
         self.chosen.push(provider_id);
         self.marks.push(mark);
-        self.leaves_at_push.push(self.leaves);
+        self.leaves_at_push.push((self.leaves, twin));
         if !self.still_valid(slot) {
             self.chosen.pop();
             self.marks.pop();
@@ -745,37 +906,38 @@ impl<'p> Search<'p> {
         true
     }
 
-    fn still_valid(&self, slot: &Slot) -> bool {
+    fn still_valid(&mut self, slot: &Slot<'_>) -> bool {
         let plan = self.plan;
-        if let Some(all_of) = &slot.collective_traits {
-            let mine: Vec<&Provider> = plan
-                .slots
-                .iter()
-                .zip(&self.chosen)
-                .filter(|(other, _)| other.group == slot.group)
-                .filter_map(|(_, id)| plan.provider(*id))
-                .collect();
+        if let Some(all_of) = slot.collective_traits {
             let satisfied = all_of.iter().all(|any| {
-                mine.iter()
-                    .any(|p| any.iter().any(|t| p.traits.contains(t)))
+                plan.slots.iter().zip(&self.chosen).any(|(other, id)| {
+                    other.group == slot.group
+                        && plan
+                            .provider(*id)
+                            .is_some_and(|p| any.iter().any(|t| p.traits.contains(t)))
+                })
             });
             if !satisfied {
                 return false;
             }
         }
-        slot.subtree_checks.iter().all(|check| {
+        for check in &slot.subtree_checks {
             let groups = &plan.subtrees[*check];
-            let mut providers: Vec<ProviderId> = plan
-                .slots
-                .iter()
-                .zip(&self.chosen)
-                .filter(|(other, _)| groups.contains(&other.group))
-                .map(|(_, id)| *id)
-                .collect();
-            providers.sort_unstable();
-            providers.dedup();
-            same_subtree(plan.context.world, &providers)
-        })
+            self.members.clear();
+            self.members.extend(
+                plan.slots
+                    .iter()
+                    .zip(&self.chosen)
+                    .filter(|(other, _)| groups.contains(&other.group))
+                    .map(|(_, id)| *id),
+            );
+            self.members.sort_unstable();
+            self.members.dedup();
+            if !same_subtree(plan.context.world, &self.members) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -820,6 +982,9 @@ struct Sink<'p> {
     /// reach again; any other assignment belongs to one anchor only.
     seen: HashSet<Vec<ProviderId>>,
     kept: Vec<AllocationRequest>,
+    /// The storage of the kept requests' ranges.
+    amounts: Vec<(ProviderId, ClassId, i64)>,
+    mapped: Vec<(usize, ProviderId)>,
 }
 
 impl Sink<'_> {
@@ -835,7 +1000,8 @@ impl Sink<'_> {
         self.produced += 1;
         let nested_filter = !plan.request.nested_aware && plan.context.has_trees;
         if !nested_filter || plan.one_provider_per_tree(chosen) {
-            self.kept.push(plan.render(chosen));
+            let request = plan.render(chosen, &mut self.amounts, &mut self.mapped);
+            self.kept.push(request);
         }
         self.full()
     }

@@ -2,6 +2,7 @@
 //! (the HTTP layer resolves names and renders results).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use super::world::{AggregateId, ClassId, ProviderId, TraitId};
 use crate::config::GenerationStrategy;
@@ -84,11 +85,13 @@ pub struct EngineOptions {
 }
 
 /// One allocation request: amounts by provider and class, and which
-/// providers satisfied which group (`""` is the unsuffixed group).
+/// providers satisfied which group, as ranges of the `Candidates`'
+/// storage (see `Candidates::allocations` and `Candidates::mappings`), so
+/// that thousands of answers cost no allocation each.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllocationRequest {
-    pub allocations: BTreeMap<ProviderId, BTreeMap<ClassId, i64>>,
-    pub mappings: BTreeMap<String, BTreeSet<ProviderId>>,
+    pub allocations: Range<usize>,
+    pub mappings: Range<usize>,
 }
 
 /// The answer: allocation requests in output order, and the providers the
@@ -96,5 +99,67 @@ pub struct AllocationRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Candidates {
     pub allocation_requests: Vec<AllocationRequest>,
+    /// `(provider, class, amount)`: per request, sorted by provider then
+    /// class, one entry per pair.
+    pub amounts: Vec<(ProviderId, ClassId, i64)>,
+    /// `(index into suffixes, provider)`: per request, sorted, each pair
+    /// once.
+    pub mapped: Vec<(usize, ProviderId)>,
+    /// The mapping keys (`""` is the unsuffixed group), sorted.
+    pub suffixes: Vec<String>,
     pub summary_providers: BTreeSet<ProviderId>,
+}
+
+impl Candidates {
+    /// A request's `(provider, class, amount)`s.
+    pub fn allocations(&self, request: &AllocationRequest) -> &[(ProviderId, ClassId, i64)] {
+        self.amounts.get(request.allocations.clone()).unwrap_or(&[])
+    }
+
+    /// A request's `(suffix index, provider)`s.
+    pub fn mappings(&self, request: &AllocationRequest) -> &[(usize, ProviderId)] {
+        self.mapped.get(request.mappings.clone()).unwrap_or(&[])
+    }
+
+    /// The providers a request allocates from, ascending, each once.
+    pub fn providers(&self, request: &AllocationRequest) -> impl Iterator<Item = ProviderId> + '_ {
+        providers_of(self.allocations(request))
+    }
+
+    /// A request's allocations as maps (for tests and debugging).
+    pub fn allocation_map(
+        &self,
+        request: &AllocationRequest,
+    ) -> BTreeMap<ProviderId, BTreeMap<ClassId, i64>> {
+        let mut map: BTreeMap<ProviderId, BTreeMap<ClassId, i64>> = BTreeMap::new();
+        for (provider, class, amount) in self.allocations(request) {
+            *map.entry(*provider).or_default().entry(*class).or_insert(0) += amount;
+        }
+        map
+    }
+
+    /// A request's mappings by suffix (for tests and debugging).
+    pub fn mapping_map(
+        &self,
+        request: &AllocationRequest,
+    ) -> BTreeMap<String, BTreeSet<ProviderId>> {
+        let mut map: BTreeMap<String, BTreeSet<ProviderId>> = BTreeMap::new();
+        for (suffix, provider) in self.mappings(request) {
+            let name = self.suffixes.get(*suffix).cloned().unwrap_or_default();
+            map.entry(name).or_default().insert(*provider);
+        }
+        map
+    }
+}
+
+/// The distinct providers of `(provider, class, amount)`s sorted by
+/// provider.
+pub fn providers_of(
+    amounts: &[(ProviderId, ClassId, i64)],
+) -> impl Iterator<Item = ProviderId> + '_ {
+    let mut last = None;
+    amounts
+        .iter()
+        .map(|(provider, _, _)| *provider)
+        .filter(move |provider| last.replace(*provider) != Some(*provider))
 }

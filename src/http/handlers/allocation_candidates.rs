@@ -4,7 +4,6 @@
 //! in the microversion's shape.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 use actix_web::HttpResponse;
 
@@ -13,19 +12,15 @@ use crate::domain::allocation_candidates::request::{
     AggregateFilter, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
     TraitFilter,
 };
-use crate::domain::allocation_candidates::world::{
-    AggregateId, ClassId, ProviderId, TraitId, World,
-};
+use crate::domain::allocation_candidates::world::{AggregateId, ClassId, TraitId, World};
 use crate::errors::ApiError;
 use crate::http::Request;
 use crate::http::microversion::{self as mv, Microversion};
 use crate::http::query::Query;
 use crate::policy::actions;
 use crate::schemas::allocation_candidates::{
-    AllocationCandidatesView, AllocationRequestListView, AllocationRequestView,
-    AllocationRequestsView, CandidatesQuery, CapacityView, GroupPolicyQuery, MapView, Name,
-    ProviderAllocationListView, ProviderAllocationView, ProviderReference, ProviderSummaryView,
-    list_query_schema, parse_candidates_query,
+    CandidatesBody, CandidatesQuery, GroupPolicyQuery, ResponseForm, list_query_schema,
+    parse_candidates_query,
 };
 use crate::schemas::query::{MemberOf, RequiredTraits};
 
@@ -46,7 +41,10 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
         strategy: config.generation_strategy,
     };
     let state = request.state.clone();
-    let view = request
+    // One hop to the blocking pool: the freshness check on the connection
+    // checked out there, the engine, and the body written under the same
+    // read guard of the `World`.
+    let body = request
         .state
         .db
         .run(move |connection| {
@@ -56,10 +54,10 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
                 Some(candidate_request) => engine::generate(&world, &candidate_request, &options),
                 None => Candidates::default(),
             };
-            Ok::<_, ApiError>(render(&world, &parsed, &candidates, version))
+            Ok::<_, ApiError>(render(&world, &parsed, &candidates, version).to_json())
         })
         .await?;
-    Ok(request.json_ok(&view, None))
+    Ok(request.json_bytes_ok(body, None))
 }
 
 // --- resolution ---------------------------------------------------------------
@@ -222,178 +220,19 @@ fn any_member(world: &World, filter: &AggregateFilter) -> bool {
 
 // --- rendering ----------------------------------------------------------------
 
-/// Resource class and trait names, shared by every entry that shows them.
-struct Names<'w> {
-    world: &'w World,
-    classes: HashMap<ClassId, Name>,
-    traits: HashMap<TraitId, Name>,
-}
-
-impl<'w> Names<'w> {
-    fn new(world: &'w World) -> Self {
-        Names {
-            world,
-            classes: HashMap::new(),
-            traits: HashMap::new(),
-        }
-    }
-
-    fn class(&mut self, id: ClassId) -> Name {
-        let world = self.world;
-        self.classes
-            .entry(id)
-            .or_insert_with(|| Name(Arc::from(world.class_name(id).unwrap_or_default())))
-            .clone()
-    }
-
-    fn trait_name(&mut self, id: TraitId) -> Name {
-        let world = self.world;
-        self.traits
-            .entry(id)
-            .or_insert_with(|| Name(Arc::from(world.trait_name(id).unwrap_or_default())))
-            .clone()
-    }
-}
-
-fn uuid_of(world: &World, id: ProviderId) -> Option<uuid::Uuid> {
-    world.provider(id).map(|provider| provider.uuid)
-}
-
-fn render(
-    world: &World,
+/// The response body as JSON, written from the engine's answer and the
+/// `World` it was computed on.
+fn render<'a>(
+    world: &'a World,
     query: &CandidatesQuery,
-    candidates: &Candidates,
+    candidates: &'a Candidates,
     version: Microversion,
-) -> AllocationCandidatesView {
-    let mut names = Names::new(world);
-    let allocation_requests = if version.at_least(mv::ALLOCATIONS_DICT) {
-        let with_mappings = version.at_least(mv::MAPPINGS);
-        AllocationRequestsView::Dict(
-            candidates
-                .allocation_requests
-                .iter()
-                .map(|request| AllocationRequestView {
-                    allocations: MapView(
-                        request
-                            .allocations
-                            .iter()
-                            .filter_map(|(provider, amounts)| {
-                                let resources = MapView(
-                                    amounts
-                                        .iter()
-                                        .map(|(class, amount)| (names.class(*class), *amount))
-                                        .collect(),
-                                );
-                                Some((
-                                    uuid_of(world, *provider)?,
-                                    ProviderAllocationView { resources },
-                                ))
-                            })
-                            .collect(),
-                    ),
-                    mappings: with_mappings.then(|| {
-                        MapView(
-                            request
-                                .mappings
-                                .iter()
-                                .map(|(suffix, providers)| {
-                                    let uuids = providers
-                                        .iter()
-                                        .filter_map(|id| uuid_of(world, *id))
-                                        .collect();
-                                    (suffix.clone(), uuids)
-                                })
-                                .collect(),
-                        )
-                    }),
-                })
-                .collect(),
-        )
-    } else {
-        AllocationRequestsView::List(
-            candidates
-                .allocation_requests
-                .iter()
-                .map(|request| AllocationRequestListView {
-                    allocations: request
-                        .allocations
-                        .iter()
-                        .filter_map(|(provider, amounts)| {
-                            Some(ProviderAllocationListView {
-                                resource_provider: ProviderReference {
-                                    uuid: uuid_of(world, *provider)?,
-                                },
-                                resources: MapView(
-                                    amounts
-                                        .iter()
-                                        .map(|(class, amount)| (names.class(*class), *amount))
-                                        .collect(),
-                                ),
-                            })
-                        })
-                        .collect(),
-                })
-                .collect(),
-        )
-    };
-
-    let all_classes = version.at_least(mv::ALL_CLASSES_IN_SUMMARIES);
-    let requested: BTreeSet<&str> = query
+) -> CandidatesBody<'a> {
+    let requested = query
         .groups
         .iter()
-        .flat_map(|group| group.resources.iter().map(|(name, _)| name.as_str()))
-        .collect();
-    let with_traits = version.at_least(mv::CANDIDATES_REQUIRED);
-    let with_tree = version.at_least(mv::NESTED_CANDIDATES);
-    let provider_summaries = MapView(
-        candidates
-            .summary_providers
-            .iter()
-            .filter_map(|id| world.provider(*id))
-            .map(|provider| {
-                let resources = provider
-                    .inventories
-                    .iter()
-                    .filter(|(class, _)| {
-                        all_classes
-                            || world
-                                .class_name(**class)
-                                .is_some_and(|name| requested.contains(name))
-                    })
-                    .map(|(class, limits)| {
-                        let capacity = CapacityView {
-                            // Truncated as upstream's int().
-                            capacity: limits.capacity() as i64,
-                            used: provider.used(*class),
-                        };
-                        (names.class(*class), capacity)
-                    })
-                    .collect();
-                let summary = ProviderSummaryView {
-                    resources: MapView(resources),
-                    traits: with_traits.then(|| {
-                        provider
-                            .traits
-                            .iter()
-                            .map(|id| names.trait_name(*id))
-                            .collect()
-                    }),
-                    parent_provider_uuid: with_tree
-                        .then(|| provider.parent.and_then(|parent| uuid_of(world, parent))),
-                    root_provider_uuid: if with_tree {
-                        uuid_of(world, provider.root)
-                    } else {
-                        None
-                    },
-                };
-                (provider.uuid, summary)
-            })
-            .collect(),
-    );
-    AllocationCandidatesView {
-        allocation_requests,
-        provider_summaries,
-    }
+        .flat_map(|group| group.resources.iter().map(|(name, _)| name.as_str()));
+    CandidatesBody::new(world, candidates, ResponseForm::at(version), requested)
 }
 
 #[cfg(test)]
@@ -468,17 +307,21 @@ mod tests {
     fn candidates() -> Candidates {
         Candidates {
             allocation_requests: vec![AllocationRequest {
-                allocations: BTreeMap::from([(1, BTreeMap::from([(VCPU, 2)]))]),
-                mappings: BTreeMap::from([(String::new(), BTreeSet::from([1]))]),
+                allocations: 0..1,
+                mappings: 0..1,
             }],
+            amounts: vec![(1, VCPU, 2)],
+            mapped: vec![(0, 1)],
+            suffixes: vec![String::new()],
             summary_providers: BTreeSet::from([1, 2]),
         }
     }
 
     fn rendered(text: &str, version: Microversion) -> serde_json::Value {
         let world = world();
-        let view = render(&world, &query(text, version), &candidates(), version);
-        serde_json::to_value(&view).unwrap()
+        let candidates = candidates();
+        let body = render(&world, &query(text, version), &candidates, version);
+        serde_json::from_slice(&body.to_json()).unwrap()
     }
 
     const ROOT: &str = "00000000-0000-0000-0000-000000000001";
@@ -596,5 +439,75 @@ mod tests {
         assert_eq!(group.in_tree, Some(1));
         assert_eq!(group.traits.all_of, vec![BTreeSet::from([AVX])]);
         assert!(request.nested_aware);
+    }
+
+    /// The benchmark's flat query against `count` providers shaped like
+    /// the benchmark's (three host types, all in one aggregate with the
+    /// trait): the time of resolution, generation and rendering.
+    fn flat_benchmark(count: i32, limit: Option<usize>) -> (usize, std::time::Duration) {
+        const MEMORY_MB: ClassId = 1;
+        let mut world = World::new();
+        world.set_class(VCPU, "VCPU");
+        world.set_class(MEMORY_MB, "MEMORY_MB");
+        world.set_class(DISK_GB, "DISK_GB");
+        world.set_trait(AVX, "HW_CPU_X86_AVX2");
+        world.set_aggregate(9, Uuid::from_u128(900));
+        for id in 1..=count {
+            let scale = i64::from(id % 3 + 1);
+            world.upsert_provider(Provider {
+                id,
+                uuid: Uuid::from_u128(id as u128),
+                generation: 0,
+                parent: None,
+                root: id,
+                inventories: BTreeMap::from([
+                    (VCPU, limits(32 * scale, 0, 4.0)),
+                    (MEMORY_MB, limits(131_072 * scale, 512, 1.0)),
+                    (DISK_GB, limits(1024 * scale, 0, 1.0)),
+                ]),
+                usages: BTreeMap::new(),
+                traits: BTreeSet::from([AVX]),
+                aggregates: BTreeSet::from([9]),
+            });
+        }
+        let mut text = format!(
+            "resources=VCPU:1,DISK_GB:10,MEMORY_MB:256&member_of={}&required=HW_CPU_X86_AVX2",
+            Uuid::from_u128(900)
+        );
+        if let Some(limit) = limit {
+            text.push_str(&format!("&limit={limit}"));
+        }
+        let parsed = query(&text, mv::MAX);
+        let options = EngineOptions {
+            randomize: false,
+            max_candidates: None,
+            strategy: crate::config::GenerationStrategy::DepthFirst,
+        };
+        let started = std::time::Instant::now();
+        let request = resolve(&world, &parsed, mv::MAX).unwrap().unwrap();
+        let candidates = engine::generate(&world, &request, &options);
+        let bytes = render(&world, &parsed, &candidates, mv::MAX).to_json();
+        (bytes.len(), started.elapsed())
+    }
+
+    /// `cargo test --release -- --ignored --nocapture at_scale`.
+    #[test]
+    #[ignore = "a timing run; meaningful in release builds"]
+    fn at_scale() {
+        for (count, limit) in [
+            (1_000, None),
+            (1_000, Some(10)),
+            (10_000, None),
+            (100_000, Some(1000)),
+        ] {
+            let mut best = std::time::Duration::MAX;
+            let mut size = 0;
+            for _ in 0..5 {
+                let (bytes, took) = flat_benchmark(count, limit);
+                best = best.min(took);
+                size = bytes;
+            }
+            eprintln!("{count} providers, limit {limit:?}: {best:?} ({size} bytes)");
+        }
     }
 }

@@ -151,7 +151,7 @@ fn alloc(pairs: &[(ProviderId, ClassId, i64)]) -> BTreeMap<ProviderId, BTreeMap<
 fn allocations(c: &Candidates) -> Vec<BTreeMap<ProviderId, BTreeMap<ClassId, i64>>> {
     c.allocation_requests
         .iter()
-        .map(|r| r.allocations.clone())
+        .map(|r| c.allocation_map(r))
         .collect()
 }
 
@@ -180,7 +180,7 @@ fn flat_providers_need_capacity_and_unit_constraints() {
     );
     assert_eq!(answer.summary_providers, BTreeSet::from([1]));
     assert_eq!(
-        answer.allocation_requests[0].mappings,
+        answer.mapping_map(&answer.allocation_requests[0]),
         BTreeMap::from([(String::new(), BTreeSet::from([1]))])
     );
 }
@@ -382,7 +382,7 @@ fn same_subtree_needs_one_provider_above_the_others() {
     let mappings: Vec<_> = answer
         .allocation_requests
         .iter()
-        .map(|r| r.mappings.clone())
+        .map(|r| answer.mapping_map(r))
         .collect();
     assert_eq!(
         mappings,
@@ -601,17 +601,13 @@ type Key = (
     Vec<(String, Vec<ProviderId>)>,
 );
 
-fn key(request: &AllocationRequest) -> Key {
+fn key(candidates: &Candidates, request: &AllocationRequest) -> Key {
     (
-        request
-            .allocations
-            .iter()
-            .flat_map(|(p, classes)| classes.iter().map(move |(c, a)| (*p, *c, *a)))
-            .collect(),
-        request
-            .mappings
-            .iter()
-            .map(|(s, ps)| (s.clone(), ps.iter().copied().collect()))
+        candidates.allocations(request).to_vec(),
+        candidates
+            .mapping_map(request)
+            .into_iter()
+            .map(|(s, ps)| (s, ps.into_iter().collect()))
             .collect(),
     )
 }
@@ -829,12 +825,13 @@ fn reference(world: &World, request: &CandidateRequest) -> (BTreeSet<Key>, BTree
                     continue;
                 }
             }
-            let mut answer = AllocationRequest::default();
-            for ((p, c), a) in &total {
-                answer.allocations.entry(*p).or_default().insert(*c, *a);
-            }
-            answer.mappings = mappings;
-            answers.insert(key(&answer));
+            answers.insert((
+                total.iter().map(|((p, c), a)| (*p, *c, *a)).collect(),
+                mappings
+                    .into_iter()
+                    .map(|(s, ps)| (s, ps.into_iter().collect()))
+                    .collect(),
+            ));
             named.extend(givers);
         }
     }
@@ -1054,7 +1051,11 @@ proptest! {
         let (expected, expected_summaries) = reference(&world, &request);
         for strategy in [GenerationStrategy::DepthFirst, GenerationStrategy::BreadthFirst] {
             let answer = generate(&world, &request, &EngineOptions { strategy, ..options() });
-            let got: Vec<Key> = answer.allocation_requests.iter().map(key).collect();
+            let got: Vec<Key> = answer
+                .allocation_requests
+                .iter()
+                .map(|r| key(&answer, r))
+                .collect();
             let set: BTreeSet<Key> = got.iter().cloned().collect();
             prop_assert_eq!(set.len(), got.len(), "duplicates");
             prop_assert_eq!(&set, &expected);
@@ -1067,7 +1068,7 @@ proptest! {
             let answer = generate(&world, &limited, &options());
             prop_assert_eq!(answer.allocation_requests.len(), expected.len() - 1);
             for candidate in &answer.allocation_requests {
-                prop_assert!(expected.contains(&key(candidate)));
+                prop_assert!(expected.contains(&key(&answer, candidate)));
             }
         }
     }
