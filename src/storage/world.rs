@@ -7,10 +7,11 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Uuid as SqlUuid, Varchar};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, Uuid as SqlUuid, Varchar};
 use uuid::Uuid;
 
 use super::Connection;
+use super::prepared::Prepared;
 
 /// Which providers a bulk read covers.
 #[derive(Clone, Copy, Debug)]
@@ -364,4 +365,150 @@ pub fn load_names(connection: &mut Connection) -> QueryResult<Names> {
         aggregates: diesel::sql_query("SELECT id, uuid FROM placement_aggregates")
             .load(connection)?,
     })
+}
+
+// --- one-statement refresh ----------------------------------------------
+
+/// What one row of `refresh` carries; see `RefreshRow`.
+pub mod kind {
+    pub const HEAD: i32 = 0;
+    pub const CHANGE: i32 = 1;
+    pub const PROVIDER: i32 = 2;
+    pub const INVENTORY: i32 = 3;
+    pub const USAGE: i32 = 4;
+    pub const TRAIT_LINK: i32 = 5;
+    pub const AGGREGATE_LINK: i32 = 6;
+    pub const CLASS_NAME: i32 = 7;
+    pub const TRAIT_NAME: i32 = 8;
+    pub const AGGREGATE_NAME: i32 = 9;
+}
+
+/// One row of `refresh`, its columns meaning, by `kind`:
+///
+/// | kind | id | ref_id | root_id | generation | uuid | name | n1..n5, ratio |
+/// | --- | --- | --- | --- | --- | --- | --- | --- |
+/// | HEAD (one row) | | | | | | | xmin, pruned_through, fresh xid |
+/// | CHANGE | provider (NULL: names) | | | | | | seq |
+/// | PROVIDER | provider | parent | root | generation | uuid | | |
+/// | INVENTORY | provider | class | | | | | total, reserved, min_unit, max_unit, step_size, ratio |
+/// | USAGE | provider | class | | | | | used |
+/// | TRAIT_LINK | provider | trait | | | | | |
+/// | AGGREGATE_LINK | provider | aggregate | | | aggregate uuid | | |
+/// | CLASS_NAME, TRAIT_NAME | id | | | | | name | |
+/// | AGGREGATE_NAME | id | | | | uuid | | |
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+pub struct RefreshRow {
+    #[diesel(sql_type = Integer)]
+    pub kind: i32,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub ref_id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub root_id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub generation: Option<i32>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub uuid: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Varchar>)]
+    pub name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n1: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n2: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n3: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n4: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n5: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub ratio: Option<f64>,
+}
+
+/// The incremental refresh in one statement, so in one snapshot and one
+/// round trip: the snapshot's xmin and the pruning mark; the changes after
+/// `after` plus those of `gaps`; everything the `World` holds about the
+/// providers those changes name; the name tables when a change names
+/// them; and, when `want_xid`, a fresh transaction id (assigned while the
+/// statement runs, so after every gap seen by an earlier refresh: the
+/// watermark of those gaps). Kept prepared (`Prepared`): only bind and
+/// execute per call.
+///
+/// ```sql
+/// WITH changes AS (
+///     SELECT seq, provider_id FROM provider_changes WHERE seq > $1 OR seq = ANY($2)
+/// ), changed AS (
+///     SELECT DISTINCT provider_id AS id FROM changes WHERE provider_id IS NOT NULL
+/// ), renamed AS (
+///     SELECT EXISTS (SELECT 1 FROM changes WHERE provider_id IS NULL) AS yes
+/// )
+/// SELECT HEAD, xmin, pruned_through, CASE WHEN $3 THEN pg_current_xact_id() END
+/// UNION ALL SELECT CHANGE ... FROM changes
+/// UNION ALL SELECT PROVIDER ... FROM resource_providers WHERE id IN (SELECT id FROM changed)
+/// UNION ALL ... inventories, SUM(used) of allocations, trait and aggregate links
+/// UNION ALL ... resource_classes, traits, placement_aggregates WHERE (SELECT yes FROM renamed)
+/// ```
+pub fn refresh(
+    connection: &mut Connection,
+    after: i64,
+    gaps: &[i64],
+    want_xid: bool,
+) -> QueryResult<Vec<RefreshRow>> {
+    const SQL: &str = "WITH changes AS ( \
+             SELECT seq, provider_id FROM provider_changes WHERE seq > $1 OR seq = ANY($2) \
+         ), changed AS ( \
+             SELECT DISTINCT provider_id AS id FROM changes WHERE provider_id IS NOT NULL \
+         ), renamed AS ( \
+             SELECT EXISTS (SELECT 1 FROM changes WHERE provider_id IS NULL) AS yes \
+         ) \
+         SELECT 0 AS kind, NULL::integer AS id, NULL::integer AS ref_id, \
+                NULL::integer AS root_id, NULL::integer AS generation, NULL::uuid AS uuid, \
+                NULL::text AS name, \
+                pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS n1, \
+                (SELECT through FROM provider_changes_pruned) AS n2, \
+                CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END AS n3, \
+                NULL::bigint AS n4, NULL::bigint AS n5, NULL::double precision AS ratio \
+         UNION ALL \
+         SELECT 1, provider_id, NULL, NULL, NULL, NULL, NULL, seq, NULL, NULL, NULL, NULL, NULL \
+         FROM changes \
+         UNION ALL \
+         SELECT 2, id, parent_provider_id, root_provider_id, generation, uuid, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_providers WHERE id IN (SELECT id FROM changed) \
+         UNION ALL \
+         SELECT 3, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
+                total, reserved, min_unit, max_unit, step_size, allocation_ratio \
+         FROM inventories WHERE resource_provider_id IN (SELECT id FROM changed) \
+         UNION ALL \
+         SELECT 4, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
+                SUM(used)::bigint, NULL, NULL, NULL, NULL, NULL \
+         FROM allocations WHERE resource_provider_id IN (SELECT id FROM changed) \
+         GROUP BY resource_provider_id, resource_class_id \
+         UNION ALL \
+         SELECT 5, resource_provider_id, trait_id, NULL, NULL, NULL, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_provider_traits WHERE resource_provider_id IN (SELECT id FROM changed) \
+         UNION ALL \
+         SELECT 6, rpa.resource_provider_id, rpa.aggregate_id, NULL, NULL, pa.uuid, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_provider_aggregates rpa \
+         JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id \
+         WHERE rpa.resource_provider_id IN (SELECT id FROM changed) \
+         UNION ALL \
+         SELECT 7, id, NULL, NULL, NULL, NULL, name::text, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_classes WHERE (SELECT yes FROM renamed) \
+         UNION ALL \
+         SELECT 8, id, NULL, NULL, NULL, NULL, name::text, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM traits WHERE (SELECT yes FROM renamed) \
+         UNION ALL \
+         SELECT 9, id, NULL, NULL, NULL, uuid, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM placement_aggregates WHERE (SELECT yes FROM renamed)";
+    Prepared(
+        diesel::sql_query(SQL)
+            .bind::<BigInt, _>(after)
+            .bind::<Array<BigInt>, _>(gaps)
+            .bind::<Bool, _>(want_xid),
+    )
+    .load(connection)
 }

@@ -5,14 +5,22 @@
 //!
 //! How it stays in step: triggers log, in the writer's transaction, the id
 //! of every provider a statement touched (`provider_changes`, ordered by
-//! `seq`). A refresh reads the rows after the last seq applied, reloads
-//! just those providers and applies them. Sequence values are taken in one
-//! order and committed in another, so a seq below the newest one seen may
-//! belong to a transaction still open: such gaps are asked for again on
-//! every refresh until no transaction that could hold them is left (the
-//! snapshot's xmin has passed a transaction id taken after the gap was
-//! seen), then forgotten. Old change rows are pruned; a process that may
-//! have missed pruned rows reloads everything.
+//! `seq`). A refresh is one statement (`storage::world::refresh`): it reads
+//! the rows after the last seq applied and, in the same snapshot, what the
+//! World holds of the providers they name; those are applied. Sequence
+//! values are taken in one order and committed in another, so a seq below
+//! the newest one seen may belong to a transaction still open: such gaps
+//! are asked for again on every refresh until no transaction that could
+//! hold them is left (the snapshot's xmin has passed a transaction id
+//! taken after the gap was seen), then forgotten. That transaction id is
+//! taken by the refresh statement itself, and only for gaps that survived
+//! a refresh (most fill before the next one), so it costs neither a round
+//! trip nor, usually, a transaction id. Old change rows are pruned; a
+//! process that may have missed pruned rows reloads everything.
+//!
+//! A bare generation bump is not logged (see the
+//! `quiet_generation_bumps` migration): a provider's `generation` here is
+//! as of its last logged change. Candidates never show generations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -22,7 +30,10 @@ use super::world::{Provider, ProviderId, World};
 use crate::domain::capacity::Limits;
 use crate::errors::DomainError;
 use crate::storage::Connection;
-use crate::storage::world::{self as store, ChangeRow, LogHeadRow, Names, ProviderData, Scope};
+use crate::storage::world::{
+    self as store, AggregateLinkRow, AggregateRow, ChangeRow, InventoryRow, LogHeadRow, NameRow,
+    Names, ProviderData, ProviderRow, RefreshRow, Scope, TraitLinkRow, UsageRow, kind,
+};
 
 /// Change rows older than this are pruned.
 const PRUNE_AGE: Duration = Duration::from_secs(10 * 60);
@@ -35,8 +46,6 @@ const GAP_GIVE_UP: Duration = Duration::from_secs(10 * 60);
 /// How far below the newest seq a full load looks for seqs of
 /// transactions still open.
 const FULL_LOAD_GAP_WINDOW: i64 = 10_000;
-/// Providers reloaded per batch of `= ANY($1)` queries.
-const RELOAD_BATCH: usize = 5_000;
 
 pub struct WorldCache {
     world: RwLock<World>,
@@ -96,48 +105,34 @@ impl WorldCache {
         self.world.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the change log after `cursor` and applies it; returns the
-    /// cursor advanced (the caller keeps it only on success).
+    /// Reads the change log after `cursor` and, in the same statement and
+    /// snapshot, what the changes name; applies it and returns the cursor
+    /// advanced (the caller keeps it only on success).
     fn apply_changes(
         &self,
         connection: &mut Connection,
         mut cursor: ChangeCursor,
         now: Instant,
     ) -> Result<ChangeCursor, DomainError> {
-        let rows = store::changes_since(connection, cursor.last_seq, &cursor.gap_list())?;
-        let work = cursor.absorb(&rows, now);
+        // Gaps still without a watermark were seen by an earlier refresh
+        // (this one has not looked yet): a transaction id assigned by this
+        // statement is above every id of their writers. Gaps usually fill
+        // within one refresh, so most refreshes burn no transaction id.
+        let want_xid = cursor.needs_watermark();
+        let rows = store::refresh(connection, cursor.last_seq, &cursor.gap_list(), want_xid)?;
+        let reply = Reply::split(rows);
+        let work = cursor.absorb(&reply.changes, now);
         if work.full_load {
             tracing::info!("change log pruned past this process's position; reloading the world");
             return self.load_everything(connection);
         }
-        if cursor.needs_watermark() {
-            cursor.set_watermark(store::fresh_transaction_id(connection)?);
+        if let Some(xid) = reply.fresh_xid {
+            cursor.set_watermark_before(xid, now);
         }
         if work.providers.is_empty() && !work.names {
             return Ok(cursor);
         }
-        let ids: Vec<ProviderId> = work.providers.iter().copied().collect();
-        let (data, names) = connection
-            .build_transaction()
-            .repeatable_read()
-            .read_only()
-            .run(|connection| {
-                let mut data = ProviderData::default();
-                for batch in ids.chunks(RELOAD_BATCH) {
-                    let more = store::load(connection, Scope::Providers(batch))?;
-                    data.providers.extend(more.providers);
-                    data.inventories.extend(more.inventories);
-                    data.usages.extend(more.usages);
-                    data.traits.extend(more.traits);
-                    data.aggregates.extend(more.aggregates);
-                }
-                let names = if work.names {
-                    Some(store::load_names(connection)?)
-                } else {
-                    None
-                };
-                Ok::<_, diesel::result::Error>((data, names))
-            })?;
+        let (data, names) = (reply.data, reply.names);
         let aggregates: Vec<_> = data
             .aggregates
             .iter()
@@ -145,18 +140,18 @@ impl WorldCache {
             .collect();
         let mut built = assemble(data);
         tracing::debug!(
-            changed = ids.len(),
+            changed = work.providers.len(),
             names = work.names,
             "applying provider changes"
         );
         let mut world = self.world.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(names) = &names {
-            apply_names(&mut world, names);
+        if work.names {
+            apply_names(&mut world, &names);
         }
         for (id, uuid) in aggregates {
             world.set_aggregate(id, uuid);
         }
-        for id in ids {
+        for id in work.providers {
             match built.remove(&id) {
                 Some(provider) => world.upsert_provider(provider),
                 None => world.remove_provider(id),
@@ -282,7 +277,18 @@ impl ChangeCursor {
         }
     }
 
-    /// Takes in the answer of `changes_since(last_seq, gap_list())`.
+    /// Gives `transaction_id` as watermark to the gaps noted before
+    /// `now` that have none (gaps noted at `now` wait for a later one).
+    fn set_watermark_before(&mut self, transaction_id: i64, now: Instant) {
+        for gap in self.gaps.values_mut() {
+            if gap.noted < now {
+                gap.watermark.get_or_insert(transaction_id);
+            }
+        }
+    }
+
+    /// Takes in the changes after `last_seq` and of `gap_list()`, as
+    /// `changes_since` (or `Reply::split`) gives them.
     fn absorb(&mut self, rows: &[ChangeRow], now: Instant) -> Work {
         let mut work = Work::default();
         let Some(first) = rows.first() else {
@@ -337,6 +343,105 @@ impl ChangeCursor {
             true
         });
         work
+    }
+}
+
+/// The answer of `store::refresh`, sorted out.
+#[derive(Debug, Default)]
+struct Reply {
+    /// As `changes_since` answers: one row per change, ascending, or one
+    /// row without a change; each with the snapshot's xmin and the
+    /// pruning mark.
+    changes: Vec<ChangeRow>,
+    fresh_xid: Option<i64>,
+    data: ProviderData,
+    names: Names,
+}
+
+impl Reply {
+    fn split(rows: Vec<RefreshRow>) -> Reply {
+        let mut reply = Reply::default();
+        let (mut xmin, mut pruned_through) = (0, 0);
+        let mut changes: Vec<(i64, Option<i32>)> = Vec::new();
+        for row in rows {
+            let id = row.id.unwrap_or_default();
+            let ref_id = row.ref_id.unwrap_or_default();
+            match row.kind {
+                kind::HEAD => {
+                    xmin = row.n1.unwrap_or_default();
+                    pruned_through = row.n2.unwrap_or_default();
+                    reply.fresh_xid = row.n3;
+                }
+                kind::CHANGE => {
+                    if let Some(seq) = row.n1 {
+                        changes.push((seq, row.id));
+                    }
+                }
+                kind::PROVIDER => reply.data.providers.push(ProviderRow {
+                    id,
+                    uuid: row.uuid.unwrap_or_default(),
+                    generation: row.generation.unwrap_or_default(),
+                    parent_provider_id: row.ref_id,
+                    root_provider_id: row.root_id.unwrap_or(id),
+                }),
+                kind::INVENTORY => reply.data.inventories.push(InventoryRow {
+                    resource_provider_id: id,
+                    resource_class_id: ref_id,
+                    total: row.n1.unwrap_or_default(),
+                    reserved: row.n2.unwrap_or_default(),
+                    min_unit: row.n3.unwrap_or_default(),
+                    max_unit: row.n4.unwrap_or_default(),
+                    step_size: row.n5.unwrap_or_default(),
+                    allocation_ratio: row.ratio.unwrap_or_default(),
+                }),
+                kind::USAGE => reply.data.usages.push(UsageRow {
+                    resource_provider_id: id,
+                    resource_class_id: ref_id,
+                    used: row.n1.unwrap_or_default(),
+                }),
+                kind::TRAIT_LINK => reply.data.traits.push(TraitLinkRow {
+                    resource_provider_id: id,
+                    trait_id: ref_id,
+                }),
+                kind::AGGREGATE_LINK => reply.data.aggregates.push(AggregateLinkRow {
+                    resource_provider_id: id,
+                    aggregate_id: ref_id,
+                    aggregate_uuid: row.uuid.unwrap_or_default(),
+                }),
+                kind::CLASS_NAME => reply.names.classes.push(NameRow {
+                    id,
+                    name: row.name.unwrap_or_default(),
+                }),
+                kind::TRAIT_NAME => reply.names.traits.push(NameRow {
+                    id,
+                    name: row.name.unwrap_or_default(),
+                }),
+                kind::AGGREGATE_NAME => reply.names.aggregates.push(AggregateRow {
+                    id,
+                    uuid: row.uuid.unwrap_or_default(),
+                }),
+                _ => {}
+            }
+        }
+        changes.sort_unstable_by_key(|(seq, _)| *seq);
+        reply.changes = changes
+            .into_iter()
+            .map(|(seq, provider_id)| ChangeRow {
+                xmin,
+                pruned_through,
+                seq: Some(seq),
+                provider_id,
+            })
+            .collect();
+        if reply.changes.is_empty() {
+            reply.changes.push(ChangeRow {
+                xmin,
+                pruned_through,
+                seq: None,
+                provider_id: None,
+            });
+        }
+        reply
     }
 }
 
@@ -413,9 +518,6 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::storage::world::{
-        AggregateLinkRow, InventoryRow, ProviderRow, TraitLinkRow, UsageRow,
-    };
 
     fn row(xmin: i64, pruned_through: i64, seq: Option<i64>, provider: Option<i32>) -> ChangeRow {
         ChangeRow {
