@@ -37,17 +37,24 @@ pub struct ChangeRow {
     /// trait names changed".
     #[diesel(sql_type = Nullable<Integer>)]
     pub provider_id: Option<i32>,
+    /// When asked for: a transaction id assigned while the statement ran
+    /// (after its snapshot was taken), the same on every row.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub fresh_xid: Option<i64>,
 }
 
 /// The changes after `after`, plus those of `gaps` (seqs below `after`
 /// not seen yet), with the snapshot's xmin and the pruning mark, in one
-/// statement so they describe one snapshot. When nothing changed this is
-/// one row from two index probes (the primary key of `provider_changes`
-/// and of `provider_changes_pruned`).
+/// statement so they describe one snapshot; and, when `want_xid`, a fresh
+/// transaction id (assigned while the statement runs, so after every gap
+/// seen by an earlier refresh: the watermark of those gaps). When nothing
+/// changed this is one row from two index probes (the primary key of
+/// `provider_changes` and of `provider_changes_pruned`). Kept prepared.
 ///
 /// ```sql
-/// SELECT s.xmin, p.through AS pruned_through, c.seq, c.provider_id
-/// FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s
+/// SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id
+/// FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+///              CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END AS fresh_xid) s
 /// CROSS JOIN provider_changes_pruned p
 /// LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2)
 /// ORDER BY c.seq
@@ -56,16 +63,22 @@ pub fn changes_since(
     connection: &mut Connection,
     after: i64,
     gaps: &[i64],
+    want_xid: bool,
 ) -> QueryResult<Vec<ChangeRow>> {
-    diesel::sql_query(
-        "SELECT s.xmin, p.through AS pruned_through, c.seq, c.provider_id \
-         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s \
-         CROSS JOIN provider_changes_pruned p \
-         LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2) \
-         ORDER BY c.seq",
+    Prepared(
+        diesel::sql_query(
+            "SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id \
+             FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
+                          CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END \
+                              AS fresh_xid) s \
+             CROSS JOIN provider_changes_pruned p \
+             LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2) \
+             ORDER BY c.seq",
+        )
+        .bind::<BigInt, _>(after)
+        .bind::<Array<BigInt>, _>(gaps)
+        .bind::<Bool, _>(want_xid),
     )
-    .bind::<BigInt, _>(after)
-    .bind::<Array<BigInt>, _>(gaps)
     .load(connection)
 }
 
@@ -367,35 +380,26 @@ pub fn load_names(connection: &mut Connection) -> QueryResult<Names> {
     })
 }
 
-// --- one-statement refresh ----------------------------------------------
+// --- rows of one reload --------------------------------------------------
 
-/// What one row of `refresh` carries; see `RefreshRow`.
+/// What one row of `load_changed` carries; see `RefreshRow`.
 pub mod kind {
-    pub const HEAD: i32 = 0;
-    pub const CHANGE: i32 = 1;
     pub const PROVIDER: i32 = 2;
     pub const INVENTORY: i32 = 3;
     pub const USAGE: i32 = 4;
     pub const TRAIT_LINK: i32 = 5;
     pub const AGGREGATE_LINK: i32 = 6;
-    pub const CLASS_NAME: i32 = 7;
-    pub const TRAIT_NAME: i32 = 8;
-    pub const AGGREGATE_NAME: i32 = 9;
 }
 
-/// One row of `refresh`, its columns meaning, by `kind`:
+/// One row of `load_changed`, its columns meaning, by `kind`:
 ///
 /// | kind | id | ref_id | root_id | generation | uuid | name | n1..n5, ratio |
 /// | --- | --- | --- | --- | --- | --- | --- | --- |
-/// | HEAD (one row) | | | | | | | xmin, pruned_through, fresh xid |
-/// | CHANGE | provider (NULL: names) | | | | | | seq |
 /// | PROVIDER | provider | parent | root | generation | uuid | | |
 /// | INVENTORY | provider | class | | | | | total, reserved, min_unit, max_unit, step_size, ratio |
 /// | USAGE | provider | class | | | | | used |
 /// | TRAIT_LINK | provider | trait | | | | | |
 /// | AGGREGATE_LINK | provider | aggregate | | | aggregate uuid | | |
-/// | CLASS_NAME, TRAIT_NAME | id | | | | | name | |
-/// | AGGREGATE_NAME | id | | | | uuid | | |
 #[derive(QueryableByName, Debug, Clone, PartialEq)]
 pub struct RefreshRow {
     #[diesel(sql_type = Integer)]
@@ -426,89 +430,45 @@ pub struct RefreshRow {
     pub ratio: Option<f64>,
 }
 
-/// The incremental refresh in one statement, so in one snapshot and one
-/// round trip: the snapshot's xmin and the pruning mark; the changes after
-/// `after` plus those of `gaps`; everything the `World` holds about the
-/// providers those changes name; the name tables when a change names
-/// them; and, when `want_xid`, a fresh transaction id (assigned while the
-/// statement runs, so after every gap seen by an earlier refresh: the
-/// watermark of those gaps). Kept prepared (`Prepared`): only bind and
-/// execute per call.
+/// What the `World` holds about the providers `ids` (their rows,
+/// inventories, usage, trait and aggregate links), in one statement (one
+/// snapshot, one round trip), as `RefreshRow`s of kinds PROVIDER to
+/// AGGREGATE_LINK. Every condition is `= ANY($1)` on an indexed column, so
+/// the plan does not depend on the ids and stays prepared (generic).
 ///
 /// ```sql
-/// WITH changes AS (
-///     SELECT seq, provider_id FROM provider_changes WHERE seq > $1 OR seq = ANY($2)
-/// ), changed AS (
-///     SELECT DISTINCT provider_id AS id FROM changes WHERE provider_id IS NOT NULL
-/// ), renamed AS (
-///     SELECT EXISTS (SELECT 1 FROM changes WHERE provider_id IS NULL) AS yes
-/// )
-/// SELECT HEAD, xmin, pruned_through, CASE WHEN $3 THEN pg_current_xact_id() END
-/// UNION ALL SELECT CHANGE ... FROM changes
-/// UNION ALL SELECT PROVIDER ... FROM resource_providers WHERE id IN (SELECT id FROM changed)
-/// UNION ALL ... inventories, SUM(used) of allocations, trait and aggregate links
-/// UNION ALL ... resource_classes, traits, placement_aggregates WHERE (SELECT yes FROM renamed)
+/// SELECT PROVIDER, ... FROM resource_providers WHERE id = ANY($1)
+/// UNION ALL SELECT INVENTORY, ... FROM inventories WHERE resource_provider_id = ANY($1)
+/// UNION ALL SELECT USAGE, resource_provider_id, resource_class_id, SUM(used)
+///           FROM allocations WHERE resource_provider_id = ANY($1) GROUP BY 2, 3
+/// UNION ALL SELECT TRAIT_LINK, ... FROM resource_provider_traits WHERE ...
+/// UNION ALL SELECT AGGREGATE_LINK, ..., pa.uuid FROM resource_provider_aggregates rpa
+///           JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id WHERE ...
 /// ```
-pub fn refresh(
-    connection: &mut Connection,
-    after: i64,
-    gaps: &[i64],
-    want_xid: bool,
-) -> QueryResult<Vec<RefreshRow>> {
-    const SQL: &str = "WITH changes AS ( \
-             SELECT seq, provider_id FROM provider_changes WHERE seq > $1 OR seq = ANY($2) \
-         ), changed AS ( \
-             SELECT DISTINCT provider_id AS id FROM changes WHERE provider_id IS NOT NULL \
-         ), renamed AS ( \
-             SELECT EXISTS (SELECT 1 FROM changes WHERE provider_id IS NULL) AS yes \
-         ) \
-         SELECT 0 AS kind, NULL::integer AS id, NULL::integer AS ref_id, \
-                NULL::integer AS root_id, NULL::integer AS generation, NULL::uuid AS uuid, \
-                NULL::text AS name, \
-                pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS n1, \
-                (SELECT through FROM provider_changes_pruned) AS n2, \
-                CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END AS n3, \
-                NULL::bigint AS n4, NULL::bigint AS n5, NULL::double precision AS ratio \
-         UNION ALL \
-         SELECT 1, provider_id, NULL, NULL, NULL, NULL, NULL, seq, NULL, NULL, NULL, NULL, NULL \
-         FROM changes \
-         UNION ALL \
-         SELECT 2, id, parent_provider_id, root_provider_id, generation, uuid, NULL, \
-                NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM resource_providers WHERE id IN (SELECT id FROM changed) \
+pub fn load_changed(connection: &mut Connection, ids: &[i32]) -> QueryResult<Vec<RefreshRow>> {
+    const SQL: &str = "SELECT 2 AS kind, id, parent_provider_id AS ref_id, \
+                root_provider_id AS root_id, generation, uuid, NULL::text AS name, \
+                NULL::bigint AS n1, NULL::bigint AS n2, NULL::bigint AS n3, NULL::bigint AS n4, \
+                NULL::bigint AS n5, NULL::double precision AS ratio \
+         FROM resource_providers WHERE id = ANY($1) \
          UNION ALL \
          SELECT 3, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
                 total, reserved, min_unit, max_unit, step_size, allocation_ratio \
-         FROM inventories WHERE resource_provider_id IN (SELECT id FROM changed) \
+         FROM inventories WHERE resource_provider_id = ANY($1) \
          UNION ALL \
          SELECT 4, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
                 SUM(used)::bigint, NULL, NULL, NULL, NULL, NULL \
-         FROM allocations WHERE resource_provider_id IN (SELECT id FROM changed) \
+         FROM allocations WHERE resource_provider_id = ANY($1) \
          GROUP BY resource_provider_id, resource_class_id \
          UNION ALL \
          SELECT 5, resource_provider_id, trait_id, NULL, NULL, NULL, NULL, \
                 NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM resource_provider_traits WHERE resource_provider_id IN (SELECT id FROM changed) \
+         FROM resource_provider_traits WHERE resource_provider_id = ANY($1) \
          UNION ALL \
          SELECT 6, rpa.resource_provider_id, rpa.aggregate_id, NULL, NULL, pa.uuid, NULL, \
                 NULL, NULL, NULL, NULL, NULL, NULL \
          FROM resource_provider_aggregates rpa \
          JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id \
-         WHERE rpa.resource_provider_id IN (SELECT id FROM changed) \
-         UNION ALL \
-         SELECT 7, id, NULL, NULL, NULL, NULL, name::text, NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM resource_classes WHERE (SELECT yes FROM renamed) \
-         UNION ALL \
-         SELECT 8, id, NULL, NULL, NULL, NULL, name::text, NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM traits WHERE (SELECT yes FROM renamed) \
-         UNION ALL \
-         SELECT 9, id, NULL, NULL, NULL, uuid, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM placement_aggregates WHERE (SELECT yes FROM renamed)";
-    Prepared(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(after)
-            .bind::<Array<BigInt>, _>(gaps)
-            .bind::<Bool, _>(want_xid),
-    )
-    .load(connection)
+         WHERE rpa.resource_provider_id = ANY($1)";
+    Prepared(diesel::sql_query(SQL).bind::<Array<Integer>, _>(ids)).load(connection)
 }

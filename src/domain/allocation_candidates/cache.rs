@@ -5,9 +5,9 @@
 //!
 //! How it stays in step: triggers log, in the writer's transaction, the id
 //! of every provider a statement touched (`provider_changes`, ordered by
-//! `seq`). A refresh is one statement (`storage::world::refresh`): it reads
-//! the rows after the last seq applied and, in the same snapshot, what the
-//! World holds of the providers they name; those are applied. Sequence
+//! `seq`). A refresh reads the rows after the last seq applied (one
+//! statement), then what the World holds of the providers they name (one
+//! more, prepared with a plan that does not depend on the ids). Sequence
 //! values are taken in one order and committed in another, so a seq below
 //! the newest one seen may belong to a transaction still open: such gaps
 //! are asked for again on every refresh until no transaction that could
@@ -31,8 +31,8 @@ use crate::domain::capacity::Limits;
 use crate::errors::DomainError;
 use crate::storage::Connection;
 use crate::storage::world::{
-    self as store, AggregateLinkRow, AggregateRow, ChangeRow, InventoryRow, LogHeadRow, NameRow,
-    Names, ProviderData, ProviderRow, RefreshRow, Scope, TraitLinkRow, UsageRow, kind,
+    self as store, AggregateLinkRow, ChangeRow, InventoryRow, LogHeadRow, Names, ProviderData,
+    ProviderRow, RefreshRow, Scope, TraitLinkRow, UsageRow, kind,
 };
 
 /// Change rows older than this are pruned.
@@ -105,9 +105,10 @@ impl WorldCache {
         self.world.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the change log after `cursor` and, in the same statement and
-    /// snapshot, what the changes name; applies it and returns the cursor
-    /// advanced (the caller keeps it only on success).
+    /// Reads the change log after `cursor` (one statement), then what the
+    /// changes name (one statement; the names in three more, rarely);
+    /// applies it and returns the cursor advanced (the caller keeps it
+    /// only on success).
     fn apply_changes(
         &self,
         connection: &mut Connection,
@@ -119,20 +120,32 @@ impl WorldCache {
         // statement is above every id of their writers. Gaps usually fill
         // within one refresh, so most refreshes burn no transaction id.
         let want_xid = cursor.needs_watermark();
-        let rows = store::refresh(connection, cursor.last_seq, &cursor.gap_list(), want_xid)?;
-        let reply = Reply::split(rows);
-        let work = cursor.absorb(&reply.changes, now);
+        let rows = store::changes_since(connection, cursor.last_seq, &cursor.gap_list(), want_xid)?;
+        let fresh_xid = rows.first().and_then(|row| row.fresh_xid);
+        let work = cursor.absorb(&rows, now);
         if work.full_load {
             tracing::info!("change log pruned past this process's position; reloading the world");
             return self.load_everything(connection);
         }
-        if let Some(xid) = reply.fresh_xid {
+        if let Some(xid) = fresh_xid {
             cursor.set_watermark_before(xid, now);
         }
         if work.providers.is_empty() && !work.names {
             return Ok(cursor);
         }
-        let (data, names) = (reply.data, reply.names);
+        // Read after the changes, so at least as new as they are; changes
+        // committed in between are read again by the next refresh.
+        let ids: Vec<ProviderId> = work.providers.iter().copied().collect();
+        let data = if ids.is_empty() {
+            ProviderData::default()
+        } else {
+            provider_data(store::load_changed(connection, &ids)?)
+        };
+        let names = if work.names {
+            Some(store::load_names(connection)?)
+        } else {
+            None
+        };
         let aggregates: Vec<_> = data
             .aggregates
             .iter()
@@ -140,18 +153,18 @@ impl WorldCache {
             .collect();
         let mut built = assemble(data);
         tracing::debug!(
-            changed = work.providers.len(),
+            changed = ids.len(),
             names = work.names,
             "applying provider changes"
         );
         let mut world = self.world.write().unwrap_or_else(PoisonError::into_inner);
-        if work.names {
-            apply_names(&mut world, &names);
+        if let Some(names) = &names {
+            apply_names(&mut world, names);
         }
         for (id, uuid) in aggregates {
             world.set_aggregate(id, uuid);
         }
-        for id in work.providers {
+        for id in ids {
             match built.remove(&id) {
                 Some(provider) => world.upsert_provider(provider),
                 None => world.remove_provider(id),
@@ -287,8 +300,7 @@ impl ChangeCursor {
         }
     }
 
-    /// Takes in the changes after `last_seq` and of `gap_list()`, as
-    /// `changes_since` (or `Reply::split`) gives them.
+    /// Takes in the answer of `changes_since(last_seq, gap_list(), _)`.
     fn absorb(&mut self, rows: &[ChangeRow], now: Instant) -> Work {
         let mut work = Work::default();
         let Some(first) = rows.first() else {
@@ -346,103 +358,48 @@ impl ChangeCursor {
     }
 }
 
-/// The answer of `store::refresh`, sorted out.
-#[derive(Debug, Default)]
-struct Reply {
-    /// As `changes_since` answers: one row per change, ascending, or one
-    /// row without a change; each with the snapshot's xmin and the
-    /// pruning mark.
-    changes: Vec<ChangeRow>,
-    fresh_xid: Option<i64>,
-    data: ProviderData,
-    names: Names,
-}
-
-impl Reply {
-    fn split(rows: Vec<RefreshRow>) -> Reply {
-        let mut reply = Reply::default();
-        let (mut xmin, mut pruned_through) = (0, 0);
-        let mut changes: Vec<(i64, Option<i32>)> = Vec::new();
-        for row in rows {
-            let id = row.id.unwrap_or_default();
-            let ref_id = row.ref_id.unwrap_or_default();
-            match row.kind {
-                kind::HEAD => {
-                    xmin = row.n1.unwrap_or_default();
-                    pruned_through = row.n2.unwrap_or_default();
-                    reply.fresh_xid = row.n3;
-                }
-                kind::CHANGE => {
-                    if let Some(seq) = row.n1 {
-                        changes.push((seq, row.id));
-                    }
-                }
-                kind::PROVIDER => reply.data.providers.push(ProviderRow {
-                    id,
-                    uuid: row.uuid.unwrap_or_default(),
-                    generation: row.generation.unwrap_or_default(),
-                    parent_provider_id: row.ref_id,
-                    root_provider_id: row.root_id.unwrap_or(id),
-                }),
-                kind::INVENTORY => reply.data.inventories.push(InventoryRow {
-                    resource_provider_id: id,
-                    resource_class_id: ref_id,
-                    total: row.n1.unwrap_or_default(),
-                    reserved: row.n2.unwrap_or_default(),
-                    min_unit: row.n3.unwrap_or_default(),
-                    max_unit: row.n4.unwrap_or_default(),
-                    step_size: row.n5.unwrap_or_default(),
-                    allocation_ratio: row.ratio.unwrap_or_default(),
-                }),
-                kind::USAGE => reply.data.usages.push(UsageRow {
-                    resource_provider_id: id,
-                    resource_class_id: ref_id,
-                    used: row.n1.unwrap_or_default(),
-                }),
-                kind::TRAIT_LINK => reply.data.traits.push(TraitLinkRow {
-                    resource_provider_id: id,
-                    trait_id: ref_id,
-                }),
-                kind::AGGREGATE_LINK => reply.data.aggregates.push(AggregateLinkRow {
-                    resource_provider_id: id,
-                    aggregate_id: ref_id,
-                    aggregate_uuid: row.uuid.unwrap_or_default(),
-                }),
-                kind::CLASS_NAME => reply.names.classes.push(NameRow {
-                    id,
-                    name: row.name.unwrap_or_default(),
-                }),
-                kind::TRAIT_NAME => reply.names.traits.push(NameRow {
-                    id,
-                    name: row.name.unwrap_or_default(),
-                }),
-                kind::AGGREGATE_NAME => reply.names.aggregates.push(AggregateRow {
-                    id,
-                    uuid: row.uuid.unwrap_or_default(),
-                }),
-                _ => {}
-            }
+/// The rows of `store::load_changed`, sorted out.
+fn provider_data(rows: Vec<RefreshRow>) -> ProviderData {
+    let mut data = ProviderData::default();
+    for row in rows {
+        let id = row.id.unwrap_or_default();
+        let ref_id = row.ref_id.unwrap_or_default();
+        match row.kind {
+            kind::PROVIDER => data.providers.push(ProviderRow {
+                id,
+                uuid: row.uuid.unwrap_or_default(),
+                generation: row.generation.unwrap_or_default(),
+                parent_provider_id: row.ref_id,
+                root_provider_id: row.root_id.unwrap_or(id),
+            }),
+            kind::INVENTORY => data.inventories.push(InventoryRow {
+                resource_provider_id: id,
+                resource_class_id: ref_id,
+                total: row.n1.unwrap_or_default(),
+                reserved: row.n2.unwrap_or_default(),
+                min_unit: row.n3.unwrap_or_default(),
+                max_unit: row.n4.unwrap_or_default(),
+                step_size: row.n5.unwrap_or_default(),
+                allocation_ratio: row.ratio.unwrap_or_default(),
+            }),
+            kind::USAGE => data.usages.push(UsageRow {
+                resource_provider_id: id,
+                resource_class_id: ref_id,
+                used: row.n1.unwrap_or_default(),
+            }),
+            kind::TRAIT_LINK => data.traits.push(TraitLinkRow {
+                resource_provider_id: id,
+                trait_id: ref_id,
+            }),
+            kind::AGGREGATE_LINK => data.aggregates.push(AggregateLinkRow {
+                resource_provider_id: id,
+                aggregate_id: ref_id,
+                aggregate_uuid: row.uuid.unwrap_or_default(),
+            }),
+            _ => {}
         }
-        changes.sort_unstable_by_key(|(seq, _)| *seq);
-        reply.changes = changes
-            .into_iter()
-            .map(|(seq, provider_id)| ChangeRow {
-                xmin,
-                pruned_through,
-                seq: Some(seq),
-                provider_id,
-            })
-            .collect();
-        if reply.changes.is_empty() {
-            reply.changes.push(ChangeRow {
-                xmin,
-                pruned_through,
-                seq: None,
-                provider_id: None,
-            });
-        }
-        reply
     }
+    data
 }
 
 /// Builds the providers of `data`, by id.
@@ -525,6 +482,7 @@ mod tests {
             pruned_through,
             seq,
             provider_id: provider,
+            fresh_xid: None,
         }
     }
 
