@@ -335,11 +335,11 @@ pub mod state_kind {
 ///        min_unit, max_unit, step_size, allocation_ratio
 /// FROM inventories WHERE resource_provider_id IN (SELECT id FROM rp)
 ///   AND resource_class_id = ANY($3)
-/// UNION ALL SELECT 4, resource_provider_id, resource_class_id, ..., SUM(used),
-///        COALESCE(SUM(used) FILTER (WHERE consumer_id <> ALL($1)), 0)
-/// FROM allocations WHERE resource_provider_id IN (SELECT id FROM rp)
-///   AND resource_class_id = ANY($3)
-/// GROUP BY resource_provider_id, resource_class_id
+/// UNION ALL SELECT 4, rp.id, u.* FROM rp CROSS JOIN LATERAL (
+///     SELECT resource_class_id, SUM(used),
+///            COALESCE(SUM(used) FILTER (WHERE consumer_id <> ALL($1)), 0)
+///     FROM allocations WHERE resource_provider_id = rp.id AND resource_class_id = ANY($3)
+///     GROUP BY resource_class_id) u      -- driven by the providers, whatever the plan
 /// UNION ALL SELECT 5, id, ..., external_id FROM projects WHERE external_id = ANY($4)
 /// UNION ALL SELECT 6, id, ..., external_id FROM users WHERE external_id = ANY($5)
 /// UNION ALL SELECT 7, id, ..., name FROM consumer_types WHERE name = ANY($6)
@@ -369,13 +369,16 @@ pub fn write_state(
          FROM inventories \
          WHERE resource_provider_id IN (SELECT id FROM rp) AND resource_class_id = ANY($3) \
          UNION ALL \
-         SELECT 4, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
-                SUM(used)::bigint, \
-                COALESCE(SUM(used) FILTER (WHERE consumer_id <> ALL($1)), 0)::bigint, \
-                NULL, NULL, NULL, NULL, NULL \
-         FROM allocations \
-         WHERE resource_provider_id IN (SELECT id FROM rp) AND resource_class_id = ANY($3) \
-         GROUP BY resource_provider_id, resource_class_id \
+         SELECT 4, rp.id, u.resource_class_id, NULL, NULL, NULL, NULL, u.used_total, \
+                u.used_by_others, NULL, NULL, NULL, NULL, NULL \
+         FROM rp CROSS JOIN LATERAL ( \
+             SELECT a.resource_class_id, SUM(a.used)::bigint AS used_total, \
+                    COALESCE(SUM(a.used) FILTER (WHERE a.consumer_id <> ALL($1)), 0)::bigint \
+                        AS used_by_others \
+             FROM allocations a \
+             WHERE a.resource_provider_id = rp.id AND a.resource_class_id = ANY($3) \
+             GROUP BY a.resource_class_id \
+         ) u \
          UNION ALL \
          SELECT 5, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
                 external_id::text \
