@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use crate::domain::resource_providers as providers;
-use crate::errors::DomainError;
+use crate::errors::{DomainError, ErrorCode};
 use crate::storage::Connection;
 use crate::storage::aggregates as store;
 use crate::storage::resource_providers::ProviderRow;
@@ -36,9 +36,14 @@ pub fn set_for_provider(
             providers::check_generation(&provider, expected)?;
         }
         let ids = store::ensure(connection, aggregates)?;
-        store::replace_for_provider(connection, provider.id, &ids)?;
-        if generation.is_some() {
-            provider.generation = providers::bump_generation(connection, &provider)?;
+        let expected = generation.map(|_| provider.generation);
+        if let Some(bumped) = store::replace_and_bump(connection, provider.id, expected, &ids)? {
+            provider.generation = bumped.ok_or_else(|| {
+                DomainError::conflict(
+                    ErrorCode::ConcurrentUpdate,
+                    "Another thread concurrently updated the data. Please retry your update",
+                )
+            })?;
         }
         Ok(provider)
     })

@@ -19,11 +19,12 @@ use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage::Connection;
 use crate::storage::allocations::{
-    self as store, AllocationRow, ConsumerAllocationRow, NewAllocation, ProviderAllocationRow,
+    self as store, AllocationRow, ConsumerAllocationRow, Identities, Inserted, NewAllocation,
+    NewConsumer, ProviderAllocationRow, WriteStateRow, state_kind,
 };
-use crate::storage::consumers::{self as consumer_store, ConsumerRow};
-use crate::storage::resource_classes;
-use crate::storage::resource_providers::ProviderRow;
+use crate::storage::consumers::{self as consumer_store, ConsumerFields, ConsumerRow};
+use crate::storage::inventories as inventory_store;
+use crate::storage::resource_providers::{self as provider_store, ProviderRow};
 
 /// One provider's share of a consumer's new allocations.
 #[derive(Clone, Debug)]
@@ -153,24 +154,168 @@ struct Demand {
     amounts: Vec<i64>,
 }
 
-/// One attempt of a write, inside the caller's transaction.
+/// A provider a write changes, as read at the start of the attempt.
+#[derive(Clone, Copy, Debug)]
+struct Involved {
+    uuid: Uuid,
+    generation: i32,
+}
+
+/// What `store::write_state` answered, sorted out.
+#[derive(Default)]
+struct WriteState {
+    consumers: HashMap<Uuid, ConsumerRow>,
+    providers: HashMap<Uuid, (i32, Involved)>,
+    inventories: HashMap<(i32, i32), Limits>,
+    /// (used by the others, used by everyone) per (provider, class).
+    usage: HashMap<(i32, i32), (i64, i64)>,
+    projects: HashMap<String, i32>,
+    users: HashMap<String, i32>,
+    consumer_types: HashMap<String, i32>,
+}
+
+impl WriteState {
+    fn from_rows(rows: Vec<WriteStateRow>) -> WriteState {
+        let mut state = WriteState::default();
+        for row in rows {
+            let class = row.a.unwrap_or_default();
+            match row.kind {
+                state_kind::CONSUMER => {
+                    let uuid = row.uuid.unwrap_or_default();
+                    state.consumers.insert(
+                        uuid,
+                        ConsumerRow {
+                            id: row.id,
+                            uuid,
+                            project_id: row.a.unwrap_or_default(),
+                            user_id: row.b.unwrap_or_default(),
+                            generation: row.generation.unwrap_or_default(),
+                            consumer_type_id: row.c,
+                        },
+                    );
+                }
+                state_kind::PROVIDER => {
+                    let uuid = row.uuid.unwrap_or_default();
+                    let generation = row.generation.unwrap_or_default();
+                    state
+                        .providers
+                        .insert(uuid, (row.id, Involved { uuid, generation }));
+                }
+                state_kind::INVENTORY => {
+                    state.inventories.insert(
+                        (row.id, class),
+                        Limits {
+                            total: row.n1.unwrap_or_default(),
+                            reserved: row.n2.unwrap_or_default(),
+                            min_unit: row.n3.unwrap_or_default(),
+                            max_unit: row.n4.unwrap_or_default(),
+                            step_size: row.n5.unwrap_or_default(),
+                            allocation_ratio: row.ratio.unwrap_or_default(),
+                        },
+                    );
+                }
+                state_kind::USAGE => {
+                    state.usage.insert(
+                        (row.id, class),
+                        (row.n2.unwrap_or_default(), row.n1.unwrap_or_default()),
+                    );
+                }
+                state_kind::PROJECT => {
+                    state.projects.insert(row.name.unwrap_or_default(), row.id);
+                }
+                state_kind::USER => {
+                    state.users.insert(row.name.unwrap_or_default(), row.id);
+                }
+                state_kind::CONSUMER_TYPE => {
+                    state
+                        .consumer_types
+                        .insert(row.name.unwrap_or_default(), row.id);
+                }
+                _ => {}
+            }
+        }
+        state
+    }
+
+    /// The identity's ids when every row exists already.
+    fn known_fields(&self, identity: &ConsumerIdentity) -> Option<ConsumerFields> {
+        let consumer_type_id = match &identity.consumer_type {
+            Some(name) => Some(*self.consumer_types.get(name)?),
+            None => None,
+        };
+        Some(ConsumerFields {
+            project_id: *self.projects.get(&identity.project_id)?,
+            user_id: *self.users.get(&identity.user_id)?,
+            consumer_type_id,
+        })
+    }
+}
+
+/// Distinct values, first occurrence first.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    values.filter(|value| seen.insert(*value)).collect()
+}
+
+/// One attempt of a write, inside the caller's transaction: one statement
+/// reads everything checked (consumers, providers with their generations,
+/// inventories, usage, identities), then the consumer rows are written,
+/// the old allocations deleted (when a consumer existed), the new ones
+/// inserted together with the first provider's generation bump, and any
+/// further providers bumped in id order.
 fn write_attempt(
     connection: &mut Connection,
     writes: &[ConsumerAllocations],
     origin: Origin,
 ) -> Result<(), AttemptError> {
     let consumer_uuids: Vec<Uuid> = writes.iter().map(|write| write.consumer_uuid).collect();
+    let named = named_providers(writes);
+    let parsed: Vec<Uuid> = named
+        .iter()
+        .filter_map(|name| Uuid::parse_str(name).ok())
+        .collect();
+    let class_names: Vec<&str> = distinct(
+        writes
+            .iter()
+            .flat_map(|write| &write.allocations)
+            .flat_map(|part| &part.resources)
+            .map(|(name, _)| name.as_str()),
+    );
+    let class_ids = inventory_store::class_ids_by_name(connection, &class_names)?;
+    let class_list: Vec<i32> = class_ids
+        .values()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let projects = distinct(writes.iter().map(|w| w.identity.project_id.as_str()));
+    let users = distinct(writes.iter().map(|w| w.identity.user_id.as_str()));
+    let consumer_types = distinct(
+        writes
+            .iter()
+            .filter_map(|w| w.identity.consumer_type.as_deref()),
+    );
+    let state = WriteState::from_rows(store::write_state(
+        connection,
+        &consumer_uuids,
+        &parsed,
+        &class_list,
+        &Identities {
+            projects: &projects,
+            users: &users,
+            consumer_types: &consumer_types,
+        },
+    )?);
 
     // Consumers first, as upstream: identities, then the generation checks.
     let mut fields = Vec::with_capacity(writes.len());
     for write in writes {
-        fields.push(consumers::resolve_identity(connection, &write.identity)?);
+        fields.push(match state.known_fields(&write.identity) {
+            Some(known) => known,
+            None => consumers::resolve_identity(connection, &write.identity)?,
+        });
     }
-    let existing: HashMap<Uuid, ConsumerRow> =
-        consumer_store::list_by_uuids(connection, &consumer_uuids)?
-            .into_iter()
-            .map(|row| (row.uuid, row))
-            .collect();
+    let existing = &state.consumers;
     for write in writes {
         consumers::check_generation(
             existing.get(&write.consumer_uuid),
@@ -178,25 +323,16 @@ fn write_attempt(
         )?;
     }
 
-    // The providers named, read (with their generations) before anything
-    // whose staleness the generation bump must catch.
-    let named = named_providers(writes);
-    let parsed: Vec<Uuid> = named
-        .iter()
-        .filter_map(|name| Uuid::parse_str(name).ok())
-        .collect();
-    let by_uuid: HashMap<Uuid, ProviderRow> = store::providers_by_uuids(connection, &parsed)?
-        .into_iter()
-        .map(|row| (row.uuid, row))
-        .collect();
-    let mut provider_of_name: HashMap<&str, ProviderRow> = HashMap::new();
+    // The providers named, with the generations read in the same snapshot
+    // as the usage checked below.
+    let mut provider_of_name: HashMap<&str, (i32, Involved)> = HashMap::new();
     for name in &named {
         match Uuid::parse_str(name)
             .ok()
-            .and_then(|uuid| by_uuid.get(&uuid))
+            .and_then(|uuid| state.providers.get(&uuid))
         {
-            Some(row) => {
-                provider_of_name.insert(name, row.clone());
+            Some(found) => {
+                provider_of_name.insert(name, *found);
             }
             None => {
                 return Err(DomainError::bad_request(format!(
@@ -207,17 +343,6 @@ fn write_attempt(
         }
     }
 
-    let class_names: Vec<&str> = {
-        let mut seen = HashSet::new();
-        writes
-            .iter()
-            .flat_map(|write| &write.allocations)
-            .flat_map(|part| &part.resources)
-            .map(|(name, _)| name.as_str())
-            .filter(|name| seen.insert(*name))
-            .collect()
-    };
-    let class_ids = resource_classes::ids_by_name(connection, &class_names)?;
     if let Some(missing) = class_names
         .iter()
         .find(|name| !class_ids.contains_key(**name))
@@ -235,27 +360,32 @@ fn write_attempt(
 
     // Providers losing all of a consumer's allocations (an empty write)
     // change too, as upstream counts them.
-    let previous = store::list_for_consumers(connection, &consumer_uuids)?;
     let emptied: HashSet<Uuid> = writes
         .iter()
         .filter(|write| write.allocations.is_empty())
         .map(|write| write.consumer_uuid)
         .collect();
-    let mut involved: HashMap<i32, ProviderRow> = provider_of_name
-        .values()
-        .map(|row| (row.id, row.clone()))
-        .collect();
-    let emptied_provider_ids: Vec<i32> = previous
-        .iter()
-        .filter(|row| emptied.contains(&row.consumer_id))
-        .map(|row| row.resource_provider_id)
-        .filter(|id| !involved.contains_key(id))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if !emptied_provider_ids.is_empty() {
-        for row in store::providers_by_ids(connection, &emptied_provider_ids)? {
-            involved.insert(row.id, row);
+    let mut involved: HashMap<i32, Involved> = provider_of_name.values().copied().collect();
+    if !emptied.is_empty() {
+        let emptied_list: Vec<Uuid> = emptied.iter().copied().collect();
+        let previous = store::list_for_consumers(connection, &emptied_list)?;
+        let emptied_provider_ids: Vec<i32> = previous
+            .iter()
+            .map(|row| row.resource_provider_id)
+            .filter(|id| !involved.contains_key(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !emptied_provider_ids.is_empty() {
+            for row in store::providers_by_ids(connection, &emptied_provider_ids)? {
+                involved.insert(
+                    row.id,
+                    Involved {
+                        uuid: row.uuid,
+                        generation: row.generation,
+                    },
+                );
+            }
         }
     }
 
@@ -264,22 +394,22 @@ fn write_attempt(
     let mut new_rows = Vec::new();
     for write in writes {
         for part in &write.allocations {
-            let provider = &provider_of_name[part.provider_uuid.as_str()];
+            let (provider_id, _) = provider_of_name[part.provider_uuid.as_str()];
             for (class, amount) in &part.resources {
                 let class_id = class_ids[class.as_str()];
                 match demands
                     .iter_mut()
-                    .find(|d| d.provider_id == provider.id && d.class_id == class_id)
+                    .find(|d| d.provider_id == provider_id && d.class_id == class_id)
                 {
                     Some(demand) => demand.amounts.push(*amount),
                     None => demands.push(Demand {
-                        provider_id: provider.id,
+                        provider_id,
                         class_id,
                         amounts: vec![*amount],
                     }),
                 }
                 new_rows.push(NewAllocation {
-                    resource_provider_id: provider.id,
+                    resource_provider_id: provider_id,
                     consumer_id: write.consumer_uuid,
                     resource_class_id: class_id,
                     used: *amount,
@@ -287,15 +417,30 @@ fn write_attempt(
             }
         }
     }
-    check_capacity(connection, &demands, &involved, &class_ids, &consumer_uuids)?;
+    check_capacity(&state, &demands, &involved, &class_ids, &class_list)?;
 
-    // Consumers, in uuid order so concurrent writers lock alike.
+    // Every involved provider moves on, in id order, the first in the
+    // statement inserting the new rows; a lost race means our reads are
+    // stale.
+    let mut provider_ids: Vec<i32> = involved.keys().copied().collect();
+    provider_ids.sort_unstable();
+
+    // Consumers, in uuid order so concurrent writers lock alike. A single
+    // new consumer is created in the statement inserting its rows.
     let mut order: Vec<usize> = (0..writes.len()).collect();
     order.sort_by_key(|index| writes[*index].consumer_uuid);
+    let mut created_with_rows = None;
     for index in order {
         let write = &writes[index];
         let current = existing.get(&write.consumer_uuid);
         if current.is_none() && write.allocations.is_empty() {
+            continue;
+        }
+        if current.is_none() && writes.len() == 1 && !provider_ids.is_empty() {
+            created_with_rows = Some(NewConsumer {
+                uuid: write.consumer_uuid,
+                fields: &fields[index],
+            });
             continue;
         }
         match consumers::record_write(connection, write.consumer_uuid, current, &fields[index])? {
@@ -304,21 +449,35 @@ fn write_attempt(
         }
     }
 
-    store::delete_for_consumers(connection, &consumer_uuids)?;
-    store::insert_all(connection, &new_rows)?;
+    // A consumer that did not exist has no allocations: allocations are
+    // only written together with their consumer row, and a concurrent
+    // creator of the same consumer makes our creation lose the race.
+    if !existing.is_empty() {
+        store::delete_for_consumers(connection, &consumer_uuids)?;
+    }
 
-    // Every involved provider moves on, in id order; a lost race means our
-    // reads are stale.
-    let mut provider_ids: Vec<i32> = involved.keys().copied().collect();
-    provider_ids.sort_unstable();
-    for id in provider_ids {
-        match providers::bump_generation(connection, &involved[&id]) {
-            Ok(_) => {}
-            Err(DomainError::Conflict {
-                code: ErrorCode::ConcurrentUpdate,
-                ..
-            }) => return Err(AttemptError::Retry),
-            Err(other) => return Err(other.into()),
+    match provider_ids.split_first() {
+        None => {
+            store::insert_all(connection, &new_rows)?;
+        }
+        Some((first, rest)) => {
+            let inserted = store::insert_and_bump(
+                connection,
+                created_with_rows,
+                &new_rows,
+                *first,
+                involved[first].generation,
+            )?;
+            if inserted != Inserted::Done {
+                return Err(AttemptError::Retry);
+            }
+            for id in rest {
+                if provider_store::bump_generation(connection, *id, involved[id].generation)?
+                    .is_none()
+                {
+                    return Err(AttemptError::Retry);
+                }
+            }
         }
     }
 
@@ -331,24 +490,23 @@ fn write_attempt(
 
 /// The provider uuids a write names, first mention first.
 fn named_providers(writes: &[ConsumerAllocations]) -> Vec<&str> {
-    let mut seen = HashSet::new();
-    writes
-        .iter()
-        .flat_map(|write| &write.allocations)
-        .map(|part| part.provider_uuid.as_str())
-        .filter(|name| seen.insert(*name))
-        .collect()
+    distinct(
+        writes
+            .iter()
+            .flat_map(|write| &write.allocations)
+            .map(|part| part.provider_uuid.as_str()),
+    )
 }
 
-/// Upstream's `_check_capacity_exceeded` over batched reads: every
+/// Upstream's `_check_capacity_exceeded` over the state read: every
 /// provider must have inventory of the requested classes, and each
 /// (provider, class) must accept its amounts given the others' usage.
 fn check_capacity(
-    connection: &mut Connection,
+    state: &WriteState,
     demands: &[Demand],
-    providers_by_id: &HashMap<i32, ProviderRow>,
+    providers_by_id: &HashMap<i32, Involved>,
     class_ids: &HashMap<String, i32>,
-    rewritten: &[Uuid],
+    class_list: &[i32],
 ) -> Result<(), AttemptError> {
     if demands.is_empty() {
         return Ok(());
@@ -357,34 +515,7 @@ fn check_capacity(
         .iter()
         .map(|(name, id)| (*id, name.as_str()))
         .collect();
-    let mut provider_ids: Vec<i32> = demands.iter().map(|d| d.provider_id).collect();
-    provider_ids.dedup();
-    let provider_ids: Vec<i32> = provider_ids
-        .into_iter()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let requested_classes: BTreeSet<i32> = demands.iter().map(|d| d.class_id).collect();
-    let class_list: Vec<i32> = requested_classes.iter().copied().collect();
-
-    let inventories: HashMap<(i32, i32), Limits> =
-        store::inventories_of(connection, &provider_ids)?
-            .into_iter()
-            .filter(|row| requested_classes.contains(&row.resource_class_id))
-            .map(|row| {
-                (
-                    (row.resource_provider_id, row.resource_class_id),
-                    Limits {
-                        total: row.total,
-                        reserved: row.reserved,
-                        min_unit: row.min_unit,
-                        max_unit: row.max_unit,
-                        step_size: row.step_size,
-                        allocation_ratio: row.allocation_ratio,
-                    },
-                )
-            })
-            .collect();
+    let inventories = &state.inventories;
 
     let uuid_of = |id: i32| {
         providers_by_id
@@ -415,17 +546,6 @@ fn check_capacity(
         return Err(invalid_inventory(&classes, &providers).into());
     }
 
-    let usage: HashMap<(i32, i32), (i64, i64)> =
-        store::usage_excluding(connection, &provider_ids, &class_list, rewritten)?
-            .into_iter()
-            .map(|row| {
-                (
-                    (row.resource_provider_id, row.resource_class_id),
-                    (row.used_by_others, row.used_total),
-                )
-            })
-            .collect();
-
     for demand in demands {
         let key = (demand.provider_id, demand.class_id);
         let class = class_name.get(&demand.class_id).copied().unwrap_or("");
@@ -433,7 +553,7 @@ fn check_capacity(
         let Some(limits) = inventories.get(&key) else {
             return Err(invalid_inventory(class, &provider.to_string()).into());
         };
-        let (used_by_others, previous) = usage.get(&key).copied().unwrap_or((0, 0));
+        let (used_by_others, previous) = state.usage.get(&key).copied().unwrap_or((0, 0));
         if let Err(refusal) =
             capacity::check_write(limits, &demand.amounts, used_by_others, previous)
         {

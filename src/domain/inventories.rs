@@ -94,7 +94,7 @@ pub fn resolve_classes(
     connection: &mut Connection,
     names: &[&str],
 ) -> Result<Vec<i32>, DomainError> {
-    let ids = classes::ids_by_name(connection, names)?;
+    let ids = store::class_ids_by_name(connection, names)?;
     names
         .iter()
         .map(|name| {
@@ -264,7 +264,14 @@ pub fn replace_all(
     rule: ReservedRule,
 ) -> Result<ProviderRow, DomainError> {
     connection.build_transaction().run(|connection| {
-        let mut provider = providers::find(connection, provider_uuid)?;
+        let not_found = || {
+            DomainError::not_found(format!(
+                "No resource provider with uuid {provider_uuid} found"
+            ))
+        };
+        let parsed = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+        let (mut provider, existing) =
+            store::provider_with_classes(connection, parsed)?.ok_or_else(not_found)?;
         check_generation(&provider, generation)?;
         let uuid = provider.uuid.to_string();
         for inventory in inventories {
@@ -289,7 +296,7 @@ pub fn replace_all(
             .into_iter()
             .zip(inventories.iter().map(|inventory| inventory.limits))
             .collect();
-        provider.generation = replace_all_in(connection, &provider, &records)
+        provider.generation = replace_known(connection, &provider, &existing, &records)
             .map_err(|error| DomainError::prefixed(error, "update conflict: "))?;
         Ok(provider)
     })
@@ -311,9 +318,19 @@ pub fn replace_all_in(
     provider: &ProviderRow,
     records: &[(i32, Limits)],
 ) -> Result<i32, DomainError> {
-    let existing: HashSet<i32> = store::class_ids_for_provider(connection, provider.id)?
-        .into_iter()
-        .collect();
+    let existing = store::class_ids_for_provider(connection, provider.id)?;
+    replace_known(connection, provider, &existing, records)
+}
+
+/// `replace_all_in` with the classes the provider has inventory of
+/// already read (in this transaction, with the provider row).
+fn replace_known(
+    connection: &mut Connection,
+    provider: &ProviderRow,
+    existing: &[i32],
+    records: &[(i32, Limits)],
+) -> Result<i32, DomainError> {
+    let existing: HashSet<i32> = existing.iter().copied().collect();
     let wanted: HashSet<i32> = records.iter().map(|(class_id, _)| *class_id).collect();
     let mut to_delete: Vec<i32> = existing.difference(&wanted).copied().collect();
     to_delete.sort_unstable();
@@ -333,13 +350,21 @@ pub fn replace_all_in(
         .iter()
         .map(|(class_id, limits)| (*class_id, values_of(limits)))
         .collect();
-    store::upsert(connection, provider.id, &values)?;
     let mut updated: Vec<i32> = existing.intersection(&wanted).copied().collect();
     if !updated.is_empty() {
         updated.sort_unstable();
         warn_over_capacity(connection, provider, records, &updated)?;
     }
-    providers::bump_generation(connection, provider)
+    // The generation compare-and-swap goes with the upsert, in one
+    // statement.
+    store::upsert_and_bump(connection, provider.id, provider.generation, &values)?.ok_or_else(
+        || {
+            DomainError::conflict(
+                ErrorCode::ConcurrentUpdate,
+                "Another thread concurrently updated the data. Please retry your update",
+            )
+        },
+    )
 }
 
 fn in_use_error(classes: &str, provider: &ProviderRow) -> DomainError {

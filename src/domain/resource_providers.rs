@@ -135,6 +135,17 @@ pub fn create(
     if name.is_empty() {
         return Err(refuse("name is required"));
     }
+    if parent.is_none() {
+        // A root: one statement, atomic on its own.
+        let new = NewProvider {
+            uuid,
+            name,
+            parent_provider_id: None,
+            root_provider_id: None,
+        };
+        let row = store::insert(connection, &new).map_err(|error| duplicate(error, uuid, name))?;
+        return one_with_tree(connection, row);
+    }
     connection.build_transaction().run(|connection| {
         let parent_row = match parent {
             Some(parent_uuid) if parent_uuid == uuid => {

@@ -71,11 +71,22 @@ pub fn set_for_provider(
         let mut provider = providers::find(connection, provider_uuid)?;
         providers::check_generation(&provider, generation)?;
         let rows = resolve_names(connection, names)?;
-        let ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
-        store::replace_for_provider(connection, provider.id, &ids)?;
-        provider.generation = providers::bump_generation(connection, &provider)?;
+        let mut ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        provider.generation =
+            store::replace_and_bump(connection, provider.id, provider.generation, &ids)?
+                .ok_or_else(concurrent_update)?;
         Ok((provider, rows))
     })
+}
+
+/// The compare-and-swap's lost race, as `providers::bump_generation` says it.
+fn concurrent_update() -> DomainError {
+    DomainError::conflict(
+        ErrorCode::ConcurrentUpdate,
+        "Another thread concurrently updated the data. Please retry your update",
+    )
 }
 
 /// Removes every trait of a provider.

@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::Connection;
+use super::prepared::Prepared;
 use super::resource_providers::ProviderRow;
 use super::schema::{
     allocations, consumer_types, consumers, inventories, projects, resource_classes,
@@ -264,4 +265,249 @@ pub fn usage_excluding(
     .bind::<Array<Integer>, _>(class_ids)
     .bind::<Array<diesel::sql_types::Uuid>, _>(excluded_consumers)
     .load(connection)
+}
+
+/// What a write reads before it checks anything, in one statement (one
+/// snapshot): the consumers, the named providers with their generations,
+/// and the inventories and usage of those providers in the requested
+/// classes. One row per fact; the columns mean, by `kind`:
+///
+/// | kind | id | a | b | c | generation | uuid | n1..n5, ratio |
+/// | --- | --- | --- | --- | --- | --- | --- | --- |
+/// | 1 consumer | id | project | user | type | generation | uuid | |
+/// | 2 provider | id | | | | generation | uuid | |
+/// | 3 inventory | provider | class | | | | | total, reserved, min_unit, max_unit, step_size, ratio |
+/// | 4 usage | provider | class | | | | | used by everyone, used by the others |
+/// | 5 project, 6 user, 7 consumer type | id | | | | | | (`name`: external id / name) |
+#[derive(QueryableByName, Clone, Debug)]
+pub struct WriteStateRow {
+    #[diesel(sql_type = Integer)]
+    pub kind: i32,
+    #[diesel(sql_type = Integer)]
+    pub id: i32,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub a: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub b: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub c: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub generation: Option<i32>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub uuid: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n1: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n2: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n3: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n4: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n5: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub ratio: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub name: Option<String>,
+}
+
+pub mod state_kind {
+    pub const CONSUMER: i32 = 1;
+    pub const PROVIDER: i32 = 2;
+    pub const INVENTORY: i32 = 3;
+    pub const USAGE: i32 = 4;
+    pub const PROJECT: i32 = 5;
+    pub const USER: i32 = 6;
+    pub const CONSUMER_TYPE: i32 = 7;
+}
+
+/// The state an allocation write checks, in one round trip (see
+/// `WriteStateRow`). Usage "by the others" leaves out the consumers being
+/// rewritten. Also the ids of the projects, users and consumer types
+/// named, when they exist (the caller creates the missing ones).
+///
+/// ```sql
+/// WITH rp AS (SELECT id, uuid, generation FROM resource_providers WHERE uuid = ANY($2))
+/// SELECT 1, id, project_id, user_id, consumer_type_id, generation, uuid, ...
+/// FROM consumers WHERE uuid = ANY($1)
+/// UNION ALL SELECT 2, id, ..., generation, uuid, ... FROM rp
+/// UNION ALL SELECT 3, resource_provider_id, resource_class_id, ..., total, reserved,
+///        min_unit, max_unit, step_size, allocation_ratio
+/// FROM inventories WHERE resource_provider_id IN (SELECT id FROM rp)
+///   AND resource_class_id = ANY($3)
+/// UNION ALL SELECT 4, rp.id, u.* FROM rp CROSS JOIN LATERAL (
+///     SELECT resource_class_id, SUM(used),
+///            COALESCE(SUM(used) FILTER (WHERE consumer_id <> ALL($1)), 0)
+///     FROM allocations WHERE resource_provider_id = rp.id AND resource_class_id = ANY($3)
+///     GROUP BY resource_class_id) u      -- driven by the providers, whatever the plan
+/// UNION ALL SELECT 5, id, ..., external_id FROM projects WHERE external_id = ANY($4)
+/// UNION ALL SELECT 6, id, ..., external_id FROM users WHERE external_id = ANY($5)
+/// UNION ALL SELECT 7, id, ..., name FROM consumer_types WHERE name = ANY($6)
+/// ```
+pub fn write_state(
+    connection: &mut Connection,
+    consumer_uuids: &[Uuid],
+    provider_uuids: &[Uuid],
+    class_ids: &[i32],
+    identities: &Identities<'_>,
+) -> QueryResult<Vec<WriteStateRow>> {
+    const SQL: &str = "WITH rp AS ( \
+             SELECT id, uuid, generation FROM resource_providers WHERE uuid = ANY($2) \
+         ) \
+         SELECT 1 AS kind, id, project_id AS a, user_id AS b, consumer_type_id AS c, \
+                generation, uuid, NULL::bigint AS n1, NULL::bigint AS n2, NULL::bigint AS n3, \
+                NULL::bigint AS n4, NULL::bigint AS n5, NULL::double precision AS ratio, \
+                NULL::text AS name \
+         FROM consumers WHERE uuid = ANY($1) \
+         UNION ALL \
+         SELECT 2, id, NULL, NULL, NULL, generation, uuid, NULL, NULL, NULL, NULL, NULL, NULL, \
+                NULL \
+         FROM rp \
+         UNION ALL \
+         SELECT 3, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
+                total, reserved, min_unit, max_unit, step_size, allocation_ratio, NULL \
+         FROM inventories \
+         WHERE resource_provider_id IN (SELECT id FROM rp) AND resource_class_id = ANY($3) \
+         UNION ALL \
+         SELECT 4, rp.id, u.resource_class_id, NULL, NULL, NULL, NULL, u.used_total, \
+                u.used_by_others, NULL, NULL, NULL, NULL, NULL \
+         FROM rp CROSS JOIN LATERAL ( \
+             SELECT a.resource_class_id, SUM(a.used)::bigint AS used_total, \
+                    COALESCE(SUM(a.used) FILTER (WHERE a.consumer_id <> ALL($1)), 0)::bigint \
+                        AS used_by_others \
+             FROM allocations a \
+             WHERE a.resource_provider_id = rp.id AND a.resource_class_id = ANY($3) \
+             GROUP BY a.resource_class_id \
+         ) u \
+         UNION ALL \
+         SELECT 5, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                external_id::text \
+         FROM projects WHERE external_id = ANY($4) \
+         UNION ALL \
+         SELECT 6, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                external_id::text \
+         FROM users WHERE external_id = ANY($5) \
+         UNION ALL \
+         SELECT 7, id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                name::text \
+         FROM consumer_types WHERE name = ANY($6)";
+    Prepared(
+        diesel::sql_query(SQL)
+            .bind::<Array<SqlUuid>, _>(consumer_uuids)
+            .bind::<Array<SqlUuid>, _>(provider_uuids)
+            .bind::<Array<Integer>, _>(class_ids)
+            .bind::<Array<Text>, _>(identities.projects)
+            .bind::<Array<Text>, _>(identities.users)
+            .bind::<Array<Text>, _>(identities.consumer_types),
+    )
+    .load(connection)
+}
+
+/// The project and user external ids and consumer type names a write
+/// names.
+pub struct Identities<'a> {
+    pub projects: &'a [&'a str],
+    pub users: &'a [&'a str],
+    pub consumer_types: &'a [&'a str],
+}
+
+#[derive(QueryableByName)]
+struct InsertedRow {
+    #[diesel(sql_type = BigInt)]
+    consumers: i64,
+    #[diesel(sql_type = BigInt)]
+    bumped: i64,
+}
+
+/// A consumer row to create along with its allocations.
+pub struct NewConsumer<'a> {
+    pub uuid: Uuid,
+    pub fields: &'a super::consumers::ConsumerFields,
+}
+
+/// What `insert_and_bump` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Done,
+    /// A concurrent transaction created the consumer first.
+    LostConsumerRace,
+    /// The provider's generation is no longer the one expected.
+    LostProviderRace,
+}
+
+/// Inserts allocation rows and, in the same statement, moves one provider
+/// from generation `expected` on by compare-and-swap (the write's first
+/// provider in id order; any others are bumped one by one after), and
+/// creates `consumer` at generation 1 when given (`ON CONFLICT DO
+/// NOTHING`: a concurrent creator wins). Anything but `Done`: the caller
+/// must roll back. The rows go in as arrays, so the texts are fixed and
+/// stay prepared whatever their number.
+///
+/// ```sql
+/// WITH c AS (
+///     INSERT INTO consumers (uuid, project_id, user_id, consumer_type_id, generation)
+///     SELECT $7, $8, $9, $10, 1 WHERE $11 ON CONFLICT DO NOTHING RETURNING id
+/// ), added AS (
+///     INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used)
+///     SELECT * FROM unnest($1::integer[], $2::uuid[], $3::integer[], $4::bigint[])
+/// ), bumped AS (
+///     UPDATE resource_providers SET generation = $6 + 1, updated_at = now()
+///     WHERE id = $5 AND generation = $6 RETURNING generation
+/// )
+/// SELECT (SELECT count(*) FROM c) AS consumers, (SELECT count(*) FROM bumped) AS bumped
+/// ```
+pub fn insert_and_bump(
+    connection: &mut Connection,
+    consumer: Option<NewConsumer<'_>>,
+    rows: &[NewAllocation],
+    provider_id: i32,
+    expected: i32,
+) -> QueryResult<Inserted> {
+    const SQL: &str = "WITH c AS ( \
+             INSERT INTO consumers (uuid, project_id, user_id, consumer_type_id, generation) \
+             SELECT $7, $8, $9, $10, 1 WHERE $11 ON CONFLICT DO NOTHING RETURNING id \
+         ), added AS ( \
+             INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used) \
+             SELECT * FROM unnest($1::integer[], $2::uuid[], $3::integer[], $4::bigint[]) \
+         ), bumped AS ( \
+             UPDATE resource_providers SET generation = $6 + 1, updated_at = now() \
+             WHERE id = $5 AND generation = $6 RETURNING generation \
+         ) \
+         SELECT (SELECT count(*) FROM c) AS consumers, (SELECT count(*) FROM bumped) AS bumped";
+    let providers: Vec<i32> = rows.iter().map(|row| row.resource_provider_id).collect();
+    let consumers: Vec<Uuid> = rows.iter().map(|row| row.consumer_id).collect();
+    let classes: Vec<i32> = rows.iter().map(|row| row.resource_class_id).collect();
+    let amounts: Vec<i64> = rows.iter().map(|row| row.used).collect();
+    let create = consumer.is_some();
+    let (uuid, project_id, user_id, type_id) = match &consumer {
+        Some(new) => (
+            new.uuid,
+            new.fields.project_id,
+            new.fields.user_id,
+            new.fields.consumer_type_id,
+        ),
+        None => (Uuid::nil(), 0, 0, None),
+    };
+    let row: InsertedRow = Prepared(
+        diesel::sql_query(SQL)
+            .bind::<Array<Integer>, _>(&providers)
+            .bind::<Array<SqlUuid>, _>(&consumers)
+            .bind::<Array<Integer>, _>(&classes)
+            .bind::<Array<BigInt>, _>(&amounts)
+            .bind::<Integer, _>(provider_id)
+            .bind::<Integer, _>(expected)
+            .bind::<SqlUuid, _>(uuid)
+            .bind::<Integer, _>(project_id)
+            .bind::<Integer, _>(user_id)
+            .bind::<Nullable<Integer>, _>(type_id)
+            .bind::<diesel::sql_types::Bool, _>(create),
+    )
+    .get_result(connection)?;
+    Ok(if create && row.consumers == 0 {
+        Inserted::LostConsumerRace
+    } else if row.bumped == 0 {
+        Inserted::LostProviderRace
+    } else {
+        Inserted::Done
+    })
 }

@@ -3,10 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer};
+use diesel::sql_types::{Array, BigInt, Double, Integer};
 use diesel::upsert::excluded;
 
 use super::Connection;
+use super::prepared::Prepared;
+use super::resource_providers::ProviderRow;
 use super::schema::{inventories, resource_classes};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -237,4 +239,126 @@ pub fn usage_by_class(
         .into_iter()
         .map(|row| (row.resource_class_id, row.used))
         .collect())
+}
+
+/// The standard classes by name: their ids are their list positions, they
+/// cannot be renamed or deleted, so they are known without a query.
+static STANDARD_CLASS_IDS: std::sync::LazyLock<std::collections::HashMap<&'static str, i32>> =
+    std::sync::LazyLock::new(|| {
+        super::standard_data::standard_resource_classes()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, name)| i32::try_from(index).ok().map(|id| (name, id)))
+            .collect()
+    });
+
+/// Ids of the named classes; names that do not exist are absent. Standard
+/// names are answered from memory; only custom ones (which can come and
+/// go) are looked up.
+pub fn class_ids_by_name(
+    connection: &mut Connection,
+    names: &[&str],
+) -> QueryResult<std::collections::HashMap<String, i32>> {
+    let mut ids = std::collections::HashMap::with_capacity(names.len());
+    let mut custom: Vec<&str> = Vec::new();
+    for name in names {
+        match STANDARD_CLASS_IDS.get(name) {
+            Some(id) => {
+                ids.insert((*name).to_owned(), *id);
+            }
+            None => custom.push(name),
+        }
+    }
+    if !custom.is_empty() {
+        ids.extend(super::resource_classes::ids_by_name(connection, &custom)?);
+    }
+    Ok(ids)
+}
+
+/// A provider by uuid, with the classes it has inventory of, in one query.
+///
+/// ```sql
+/// SELECT rp.*, ARRAY(SELECT resource_class_id FROM inventories
+///                    WHERE resource_provider_id = rp.id) AS classes
+/// FROM resource_providers rp WHERE rp.uuid = $1
+/// ```
+pub fn provider_with_classes(
+    connection: &mut Connection,
+    uuid: uuid::Uuid,
+) -> QueryResult<Option<(ProviderRow, Vec<i32>)>> {
+    use super::schema::resource_providers;
+    let classes = diesel::dsl::sql::<Array<Integer>>(
+        "ARRAY(SELECT i.resource_class_id FROM inventories i \
+         WHERE i.resource_provider_id = resource_providers.id)",
+    );
+    resource_providers::table
+        .filter(resource_providers::uuid.eq(uuid))
+        .select((ProviderRow::as_select(), classes))
+        .first(connection)
+        .optional()
+}
+
+#[derive(QueryableByName)]
+struct GenerationRow {
+    #[diesel(sql_type = Integer)]
+    generation: i32,
+}
+
+/// Inserts or overwrites several inventories of one provider and moves
+/// the provider from generation `expected` on by compare-and-swap, in one
+/// statement. `None` when the generation moved (the caller rolls back).
+/// The records go in as arrays, so the text is fixed and stays prepared.
+///
+/// ```sql
+/// WITH up AS (
+///     INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved,
+///                              min_unit, max_unit, step_size, allocation_ratio)
+///     SELECT $1, * FROM unnest($3::integer[], $4::bigint[], ..., $9::float8[])
+///     ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE
+///     SET total = excluded.total, ..., updated_at = now()
+/// )
+/// UPDATE resource_providers SET generation = $2 + 1, updated_at = now()
+/// WHERE id = $1 AND generation = $2 RETURNING generation
+/// ```
+pub fn upsert_and_bump(
+    connection: &mut Connection,
+    provider_id: i32,
+    expected: i32,
+    records: &[(i32, InventoryValues)],
+) -> QueryResult<Option<i32>> {
+    const SQL: &str = "WITH up AS ( \
+             INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
+                                      min_unit, max_unit, step_size, allocation_ratio) \
+             SELECT $1, * FROM unnest($3::integer[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                                      $7::bigint[], $8::bigint[], $9::float8[]) \
+             ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE \
+             SET total = excluded.total, reserved = excluded.reserved, \
+                 min_unit = excluded.min_unit, max_unit = excluded.max_unit, \
+                 step_size = excluded.step_size, allocation_ratio = excluded.allocation_ratio, \
+                 updated_at = now() \
+         ) \
+         UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
+         WHERE id = $1 AND generation = $2 RETURNING generation";
+    let column = |pick: fn(&InventoryValues) -> i64| -> Vec<i64> {
+        records.iter().map(|(_, values)| pick(values)).collect()
+    };
+    let classes: Vec<i32> = records.iter().map(|(class_id, _)| *class_id).collect();
+    let ratios: Vec<f64> = records
+        .iter()
+        .map(|(_, values)| values.allocation_ratio)
+        .collect();
+    let rows: Vec<GenerationRow> = Prepared(
+        diesel::sql_query(SQL)
+            .bind::<Integer, _>(provider_id)
+            .bind::<Integer, _>(expected)
+            .bind::<Array<Integer>, _>(&classes)
+            .bind::<Array<BigInt>, _>(column(|v| v.total))
+            .bind::<Array<BigInt>, _>(column(|v| v.reserved))
+            .bind::<Array<BigInt>, _>(column(|v| v.min_unit))
+            .bind::<Array<BigInt>, _>(column(|v| v.max_unit))
+            .bind::<Array<BigInt>, _>(column(|v| v.step_size))
+            .bind::<Array<Double>, _>(&ratios),
+    )
+    .load(connection)?;
+    Ok(rows.first().map(|row| row.generation))
 }

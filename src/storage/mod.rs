@@ -143,6 +143,7 @@ pub mod aggregates;
 pub mod allocations;
 pub mod consumers;
 pub mod inventories;
+pub mod prepared;
 pub mod resource_classes;
 pub mod resource_providers;
 pub mod traits;

@@ -14,7 +14,7 @@ use super::schema::{
     resource_provider_traits, resource_providers,
 };
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = resource_providers)]
 pub struct ProviderRow {
     pub id: i32,
@@ -100,29 +100,33 @@ pub fn duplicate_column(error: &diesel::result::Error) -> Option<Duplicate> {
     }
 }
 
-/// Inserts a provider. The id is drawn first so that a root can name
-/// itself as its own root in the same row.
+/// Inserts a provider, in one statement: the id is drawn in a sub-select
+/// so that a root can name itself as its own root in the same row.
 ///
 /// ```sql
-/// SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'));
 /// INSERT INTO resource_providers (id, uuid, name, parent_provider_id, root_provider_id)
-/// VALUES ($id, $uuid, $name, $parent, COALESCE($root, $id)) RETURNING *
+/// SELECT n.id, $1, $2, $3, COALESCE($4, n.id)
+/// FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::integer AS id) n
+/// RETURNING id, uuid, name, generation, root_provider_id, parent_provider_id,
+///           created_at, updated_at
 /// ```
 pub fn insert(connection: &mut Connection, new: &NewProvider<'_>) -> QueryResult<ProviderRow> {
-    let id: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
-        "nextval(pg_get_serial_sequence('resource_providers', 'id'))::integer",
-    ))
-    .get_result(connection)?;
-    diesel::insert_into(resource_providers::table)
-        .values((
-            resource_providers::id.eq(id),
-            resource_providers::uuid.eq(new.uuid),
-            resource_providers::name.eq(new.name),
-            resource_providers::parent_provider_id.eq(new.parent_provider_id),
-            resource_providers::root_provider_id.eq(new.root_provider_id.unwrap_or(id)),
-        ))
-        .returning(ProviderRow::as_returning())
-        .get_result(connection)
+    use diesel::sql_types::{Integer, Nullable, Text, Uuid as SqlUuid};
+    const SQL: &str = "INSERT INTO resource_providers \
+             (id, uuid, name, parent_provider_id, root_provider_id) \
+         SELECT n.id, $1, $2, $3, COALESCE($4, n.id) \
+         FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::integer \
+               AS id) n \
+         RETURNING id, uuid, name, generation, root_provider_id, parent_provider_id, \
+                   created_at, updated_at";
+    super::prepared::Prepared(
+        diesel::sql_query(SQL)
+            .bind::<SqlUuid, _>(new.uuid)
+            .bind::<Text, _>(new.name)
+            .bind::<Nullable<Integer>, _>(new.parent_provider_id)
+            .bind::<Nullable<Integer>, _>(new.root_provider_id),
+    )
+    .get_result(connection)
 }
 
 /// Sets a provider's name, parent and root.

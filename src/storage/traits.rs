@@ -124,3 +124,51 @@ pub fn replace_for_provider(
     }
     Ok(())
 }
+
+#[derive(QueryableByName)]
+struct GenerationRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    generation: i32,
+}
+
+/// Makes `trait_ids` the provider's traits (links not wanted removed,
+/// missing ones added) and moves the provider from generation `expected`
+/// on by compare-and-swap, in one statement. `None` when the generation
+/// moved (the caller rolls back).
+///
+/// ```sql
+/// WITH gone AS (
+///     DELETE FROM resource_provider_traits
+///     WHERE resource_provider_id = $1 AND trait_id <> ALL($3)
+/// ), added AS (
+///     INSERT INTO resource_provider_traits (trait_id, resource_provider_id)
+///     SELECT t, $1 FROM unnest($3::integer[]) t ON CONFLICT DO NOTHING
+/// )
+/// UPDATE resource_providers SET generation = $2 + 1, updated_at = now()
+/// WHERE id = $1 AND generation = $2 RETURNING generation
+/// ```
+pub fn replace_and_bump(
+    connection: &mut Connection,
+    provider_id: i32,
+    expected: i32,
+    trait_ids: &[i32],
+) -> QueryResult<Option<i32>> {
+    use diesel::sql_types::{Array, Integer};
+    const SQL: &str = "WITH gone AS ( \
+             DELETE FROM resource_provider_traits \
+             WHERE resource_provider_id = $1 AND trait_id <> ALL($3) \
+         ), added AS ( \
+             INSERT INTO resource_provider_traits (trait_id, resource_provider_id) \
+             SELECT t, $1 FROM unnest($3::integer[]) t ON CONFLICT DO NOTHING \
+         ) \
+         UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
+         WHERE id = $1 AND generation = $2 RETURNING generation";
+    let rows: Vec<GenerationRow> = super::prepared::Prepared(
+        diesel::sql_query(SQL)
+            .bind::<Integer, _>(provider_id)
+            .bind::<Integer, _>(expected)
+            .bind::<Array<Integer>, _>(trait_ids),
+    )
+    .load(connection)?;
+    Ok(rows.first().map(|row| row.generation))
+}

@@ -7,10 +7,11 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Uuid as SqlUuid, Varchar};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, Uuid as SqlUuid, Varchar};
 use uuid::Uuid;
 
 use super::Connection;
+use super::prepared::Prepared;
 
 /// Which providers a bulk read covers.
 #[derive(Clone, Copy, Debug)]
@@ -36,17 +37,24 @@ pub struct ChangeRow {
     /// trait names changed".
     #[diesel(sql_type = Nullable<Integer>)]
     pub provider_id: Option<i32>,
+    /// When asked for: a transaction id assigned while the statement ran
+    /// (after its snapshot was taken), the same on every row.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub fresh_xid: Option<i64>,
 }
 
 /// The changes after `after`, plus those of `gaps` (seqs below `after`
 /// not seen yet), with the snapshot's xmin and the pruning mark, in one
-/// statement so they describe one snapshot. When nothing changed this is
-/// one row from two index probes (the primary key of `provider_changes`
-/// and of `provider_changes_pruned`).
+/// statement so they describe one snapshot; and, when `want_xid`, a fresh
+/// transaction id (assigned while the statement runs, so after every gap
+/// seen by an earlier refresh: the watermark of those gaps). When nothing
+/// changed this is one row from two index probes (the primary key of
+/// `provider_changes` and of `provider_changes_pruned`). Kept prepared.
 ///
 /// ```sql
-/// SELECT s.xmin, p.through AS pruned_through, c.seq, c.provider_id
-/// FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s
+/// SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id
+/// FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+///              CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END AS fresh_xid) s
 /// CROSS JOIN provider_changes_pruned p
 /// LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2)
 /// ORDER BY c.seq
@@ -55,16 +63,22 @@ pub fn changes_since(
     connection: &mut Connection,
     after: i64,
     gaps: &[i64],
+    want_xid: bool,
 ) -> QueryResult<Vec<ChangeRow>> {
-    diesel::sql_query(
-        "SELECT s.xmin, p.through AS pruned_through, c.seq, c.provider_id \
-         FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin) s \
-         CROSS JOIN provider_changes_pruned p \
-         LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2) \
-         ORDER BY c.seq",
+    Prepared(
+        diesel::sql_query(
+            "SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id \
+             FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
+                          CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END \
+                              AS fresh_xid) s \
+             CROSS JOIN provider_changes_pruned p \
+             LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2) \
+             ORDER BY c.seq",
+        )
+        .bind::<BigInt, _>(after)
+        .bind::<Array<BigInt>, _>(gaps)
+        .bind::<Bool, _>(want_xid),
     )
-    .bind::<BigInt, _>(after)
-    .bind::<Array<BigInt>, _>(gaps)
     .load(connection)
 }
 
@@ -364,4 +378,97 @@ pub fn load_names(connection: &mut Connection) -> QueryResult<Names> {
         aggregates: diesel::sql_query("SELECT id, uuid FROM placement_aggregates")
             .load(connection)?,
     })
+}
+
+// --- rows of one reload --------------------------------------------------
+
+/// What one row of `load_changed` carries; see `RefreshRow`.
+pub mod kind {
+    pub const PROVIDER: i32 = 2;
+    pub const INVENTORY: i32 = 3;
+    pub const USAGE: i32 = 4;
+    pub const TRAIT_LINK: i32 = 5;
+    pub const AGGREGATE_LINK: i32 = 6;
+}
+
+/// One row of `load_changed`, its columns meaning, by `kind`:
+///
+/// | kind | id | ref_id | root_id | generation | uuid | name | n1..n5, ratio |
+/// | --- | --- | --- | --- | --- | --- | --- | --- |
+/// | PROVIDER | provider | parent | root | generation | uuid | | |
+/// | INVENTORY | provider | class | | | | | total, reserved, min_unit, max_unit, step_size, ratio |
+/// | USAGE | provider | class | | | | | used |
+/// | TRAIT_LINK | provider | trait | | | | | |
+/// | AGGREGATE_LINK | provider | aggregate | | | aggregate uuid | | |
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+pub struct RefreshRow {
+    #[diesel(sql_type = Integer)]
+    pub kind: i32,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub ref_id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub root_id: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub generation: Option<i32>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub uuid: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Varchar>)]
+    pub name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n1: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n2: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n3: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n4: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n5: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub ratio: Option<f64>,
+}
+
+/// What the `World` holds about the providers `ids` (their rows,
+/// inventories, usage, trait and aggregate links), in one statement (one
+/// snapshot, one round trip), as `RefreshRow`s of kinds PROVIDER to
+/// AGGREGATE_LINK. Every condition is `= ANY($1)` on an indexed column, so
+/// the plan does not depend on the ids and stays prepared (generic).
+///
+/// ```sql
+/// SELECT PROVIDER, ... FROM resource_providers WHERE id = ANY($1)
+/// UNION ALL SELECT INVENTORY, ... FROM inventories WHERE resource_provider_id = ANY($1)
+/// UNION ALL SELECT USAGE, resource_provider_id, resource_class_id, SUM(used)
+///           FROM allocations WHERE resource_provider_id = ANY($1) GROUP BY 2, 3
+/// UNION ALL SELECT TRAIT_LINK, ... FROM resource_provider_traits WHERE ...
+/// UNION ALL SELECT AGGREGATE_LINK, ..., pa.uuid FROM resource_provider_aggregates rpa
+///           JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id WHERE ...
+/// ```
+pub fn load_changed(connection: &mut Connection, ids: &[i32]) -> QueryResult<Vec<RefreshRow>> {
+    const SQL: &str = "SELECT 2 AS kind, id, parent_provider_id AS ref_id, \
+                root_provider_id AS root_id, generation, uuid, NULL::text AS name, \
+                NULL::bigint AS n1, NULL::bigint AS n2, NULL::bigint AS n3, NULL::bigint AS n4, \
+                NULL::bigint AS n5, NULL::double precision AS ratio \
+         FROM resource_providers WHERE id = ANY($1) \
+         UNION ALL \
+         SELECT 3, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
+                total, reserved, min_unit, max_unit, step_size, allocation_ratio \
+         FROM inventories WHERE resource_provider_id = ANY($1) \
+         UNION ALL \
+         SELECT 4, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
+                SUM(used)::bigint, NULL, NULL, NULL, NULL, NULL \
+         FROM allocations WHERE resource_provider_id = ANY($1) \
+         GROUP BY resource_provider_id, resource_class_id \
+         UNION ALL \
+         SELECT 5, resource_provider_id, trait_id, NULL, NULL, NULL, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_provider_traits WHERE resource_provider_id = ANY($1) \
+         UNION ALL \
+         SELECT 6, rpa.resource_provider_id, rpa.aggregate_id, NULL, NULL, pa.uuid, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM resource_provider_aggregates rpa \
+         JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id \
+         WHERE rpa.resource_provider_id = ANY($1)";
+    Prepared(diesel::sql_query(SQL).bind::<Array<Integer>, _>(ids)).load(connection)
 }

@@ -5,14 +5,22 @@
 //!
 //! How it stays in step: triggers log, in the writer's transaction, the id
 //! of every provider a statement touched (`provider_changes`, ordered by
-//! `seq`). A refresh reads the rows after the last seq applied, reloads
-//! just those providers and applies them. Sequence values are taken in one
-//! order and committed in another, so a seq below the newest one seen may
-//! belong to a transaction still open: such gaps are asked for again on
-//! every refresh until no transaction that could hold them is left (the
-//! snapshot's xmin has passed a transaction id taken after the gap was
-//! seen), then forgotten. Old change rows are pruned; a process that may
-//! have missed pruned rows reloads everything.
+//! `seq`). A refresh reads the rows after the last seq applied (one
+//! statement), then what the World holds of the providers they name (one
+//! more, prepared with a plan that does not depend on the ids). Sequence
+//! values are taken in one order and committed in another, so a seq below
+//! the newest one seen may belong to a transaction still open: such gaps
+//! are asked for again on every refresh until no transaction that could
+//! hold them is left (the snapshot's xmin has passed a transaction id
+//! taken after the gap was seen), then forgotten. That transaction id is
+//! taken by the refresh statement itself, and only for gaps that survived
+//! a refresh (most fill before the next one), so it costs neither a round
+//! trip nor, usually, a transaction id. Old change rows are pruned; a
+//! process that may have missed pruned rows reloads everything.
+//!
+//! A bare generation bump is not logged (see the
+//! `quiet_generation_bumps` migration): a provider's `generation` here is
+//! as of its last logged change. Candidates never show generations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -22,7 +30,10 @@ use super::world::{Provider, ProviderId, World};
 use crate::domain::capacity::Limits;
 use crate::errors::DomainError;
 use crate::storage::Connection;
-use crate::storage::world::{self as store, ChangeRow, LogHeadRow, Names, ProviderData, Scope};
+use crate::storage::world::{
+    self as store, AggregateLinkRow, ChangeRow, InventoryRow, LogHeadRow, Names, ProviderData,
+    ProviderRow, RefreshRow, Scope, TraitLinkRow, UsageRow, kind,
+};
 
 /// Change rows older than this are pruned.
 const PRUNE_AGE: Duration = Duration::from_secs(10 * 60);
@@ -35,8 +46,6 @@ const GAP_GIVE_UP: Duration = Duration::from_secs(10 * 60);
 /// How far below the newest seq a full load looks for seqs of
 /// transactions still open.
 const FULL_LOAD_GAP_WINDOW: i64 = 10_000;
-/// Providers reloaded per batch of `= ANY($1)` queries.
-const RELOAD_BATCH: usize = 5_000;
 
 pub struct WorldCache {
     world: RwLock<World>,
@@ -96,48 +105,47 @@ impl WorldCache {
         self.world.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the change log after `cursor` and applies it; returns the
-    /// cursor advanced (the caller keeps it only on success).
+    /// Reads the change log after `cursor` (one statement), then what the
+    /// changes name (one statement; the names in three more, rarely);
+    /// applies it and returns the cursor advanced (the caller keeps it
+    /// only on success).
     fn apply_changes(
         &self,
         connection: &mut Connection,
         mut cursor: ChangeCursor,
         now: Instant,
     ) -> Result<ChangeCursor, DomainError> {
-        let rows = store::changes_since(connection, cursor.last_seq, &cursor.gap_list())?;
+        // Gaps still without a watermark were seen by an earlier refresh
+        // (this one has not looked yet): a transaction id assigned by this
+        // statement is above every id of their writers. Gaps usually fill
+        // within one refresh, so most refreshes burn no transaction id.
+        let want_xid = cursor.needs_watermark();
+        let rows = store::changes_since(connection, cursor.last_seq, &cursor.gap_list(), want_xid)?;
+        let fresh_xid = rows.first().and_then(|row| row.fresh_xid);
         let work = cursor.absorb(&rows, now);
         if work.full_load {
             tracing::info!("change log pruned past this process's position; reloading the world");
             return self.load_everything(connection);
         }
-        if cursor.needs_watermark() {
-            cursor.set_watermark(store::fresh_transaction_id(connection)?);
+        if let Some(xid) = fresh_xid {
+            cursor.set_watermark_before(xid, now);
         }
         if work.providers.is_empty() && !work.names {
             return Ok(cursor);
         }
+        // Read after the changes, so at least as new as they are; changes
+        // committed in between are read again by the next refresh.
         let ids: Vec<ProviderId> = work.providers.iter().copied().collect();
-        let (data, names) = connection
-            .build_transaction()
-            .repeatable_read()
-            .read_only()
-            .run(|connection| {
-                let mut data = ProviderData::default();
-                for batch in ids.chunks(RELOAD_BATCH) {
-                    let more = store::load(connection, Scope::Providers(batch))?;
-                    data.providers.extend(more.providers);
-                    data.inventories.extend(more.inventories);
-                    data.usages.extend(more.usages);
-                    data.traits.extend(more.traits);
-                    data.aggregates.extend(more.aggregates);
-                }
-                let names = if work.names {
-                    Some(store::load_names(connection)?)
-                } else {
-                    None
-                };
-                Ok::<_, diesel::result::Error>((data, names))
-            })?;
+        let data = if ids.is_empty() {
+            ProviderData::default()
+        } else {
+            provider_data(store::load_changed(connection, &ids)?)
+        };
+        let names = if work.names {
+            Some(store::load_names(connection)?)
+        } else {
+            None
+        };
         let aggregates: Vec<_> = data
             .aggregates
             .iter()
@@ -282,7 +290,17 @@ impl ChangeCursor {
         }
     }
 
-    /// Takes in the answer of `changes_since(last_seq, gap_list())`.
+    /// Gives `transaction_id` as watermark to the gaps noted before
+    /// `now` that have none (gaps noted at `now` wait for a later one).
+    fn set_watermark_before(&mut self, transaction_id: i64, now: Instant) {
+        for gap in self.gaps.values_mut() {
+            if gap.noted < now {
+                gap.watermark.get_or_insert(transaction_id);
+            }
+        }
+    }
+
+    /// Takes in the answer of `changes_since(last_seq, gap_list(), _)`.
     fn absorb(&mut self, rows: &[ChangeRow], now: Instant) -> Work {
         let mut work = Work::default();
         let Some(first) = rows.first() else {
@@ -338,6 +356,50 @@ impl ChangeCursor {
         });
         work
     }
+}
+
+/// The rows of `store::load_changed`, sorted out.
+fn provider_data(rows: Vec<RefreshRow>) -> ProviderData {
+    let mut data = ProviderData::default();
+    for row in rows {
+        let id = row.id.unwrap_or_default();
+        let ref_id = row.ref_id.unwrap_or_default();
+        match row.kind {
+            kind::PROVIDER => data.providers.push(ProviderRow {
+                id,
+                uuid: row.uuid.unwrap_or_default(),
+                generation: row.generation.unwrap_or_default(),
+                parent_provider_id: row.ref_id,
+                root_provider_id: row.root_id.unwrap_or(id),
+            }),
+            kind::INVENTORY => data.inventories.push(InventoryRow {
+                resource_provider_id: id,
+                resource_class_id: ref_id,
+                total: row.n1.unwrap_or_default(),
+                reserved: row.n2.unwrap_or_default(),
+                min_unit: row.n3.unwrap_or_default(),
+                max_unit: row.n4.unwrap_or_default(),
+                step_size: row.n5.unwrap_or_default(),
+                allocation_ratio: row.ratio.unwrap_or_default(),
+            }),
+            kind::USAGE => data.usages.push(UsageRow {
+                resource_provider_id: id,
+                resource_class_id: ref_id,
+                used: row.n1.unwrap_or_default(),
+            }),
+            kind::TRAIT_LINK => data.traits.push(TraitLinkRow {
+                resource_provider_id: id,
+                trait_id: ref_id,
+            }),
+            kind::AGGREGATE_LINK => data.aggregates.push(AggregateLinkRow {
+                resource_provider_id: id,
+                aggregate_id: ref_id,
+                aggregate_uuid: row.uuid.unwrap_or_default(),
+            }),
+            _ => {}
+        }
+    }
+    data
 }
 
 /// Builds the providers of `data`, by id.
@@ -413,9 +475,6 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::storage::world::{
-        AggregateLinkRow, InventoryRow, ProviderRow, TraitLinkRow, UsageRow,
-    };
 
     fn row(xmin: i64, pruned_through: i64, seq: Option<i64>, provider: Option<i32>) -> ChangeRow {
         ChangeRow {
@@ -423,6 +482,7 @@ mod tests {
             pruned_through,
             seq,
             provider_id: provider,
+            fresh_xid: None,
         }
     }
 
