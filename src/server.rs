@@ -46,9 +46,12 @@ pub fn prepare_database(database: &Database, migrate: bool) -> Result<(), Storag
 
 /// Builds the shared state: database pool, policy and routes.
 pub fn build_state(config: Config) -> Result<AppState, StartupError> {
+    tracing::info!("connecting to the database");
     let db = Database::connect(&config.database_url, config.pool_size)?;
+    tracing::info!(migrate = config.migrate_on_start, "preparing the database");
     prepare_database(&db, config.migrate_on_start)?;
     let policy = Enforcer::from_file(config.policy_defaults, config.policy_file.as_deref())?;
+    tracing::info!("loading the allocation candidates view");
     let world = WorldCache::new();
     let mut connection = db.connection()?;
     world
