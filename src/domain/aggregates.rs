@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
+use crate::storage;
 use crate::storage::Connection;
 use crate::storage::aggregates as store;
 use crate::storage::resource_providers::ProviderRow;
@@ -30,7 +31,7 @@ pub fn set_for_provider(
     aggregates: &[Uuid],
     generation: Option<i64>,
 ) -> Result<ProviderRow, DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
         if let Some(expected) = generation {
             providers::check_generation(&provider, expected)?;

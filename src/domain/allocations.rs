@@ -1,10 +1,12 @@
 //! Allocation writes and reads. A write replaces the allocations of one or
 //! more consumers atomically: each attempt is one fresh READ COMMITTED
-//! transaction that reads the providers' generations first, then their
-//! inventories and usage, checks capacity, rewrites the rows and moves
-//! every involved provider one generation on by compare-and-swap. A lost
-//! race rolls the attempt back and the write is redone in a new
-//! transaction (never inside the same one, whose reads would be stale).
+//! transaction that locks the named providers' rows, reads their
+//! generations, inventories and usage, checks capacity, rewrites the rows
+//! and moves every involved provider one generation on by compare-and-swap.
+//! The locks make concurrent claims on one provider queue rather than
+//! collide; the compare-and-swap still guards every write. A lost race
+//! rolls the attempt back and the write is redone in a new transaction
+//! (never inside the same one, whose reads would be stale).
 //! Answers to upstream's `objects/allocation.py` (`replace_all`,
 //! `_set_allocations`, `_check_capacity_exceeded`) and
 //! `handlers/allocation.py`.
@@ -17,7 +19,6 @@ use crate::domain::capacity::{self, Limits, Refusal};
 use crate::domain::consumers::{self, ConsumerIdentity, ExpectedGeneration, Recorded};
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
-use crate::storage::Connection;
 use crate::storage::allocations::{
     self as store, AllocationRow, ConsumerAllocationRow, Identities, Inserted, NewAllocation,
     NewConsumer, ProviderAllocationRow, WriteStateRow, state_kind,
@@ -25,6 +26,7 @@ use crate::storage::allocations::{
 use crate::storage::consumers::{self as consumer_store, ConsumerFields, ConsumerRow};
 use crate::storage::inventories as inventory_store;
 use crate::storage::resource_providers::{self as provider_store, ProviderRow};
+use crate::storage::{self, Connection};
 
 /// One provider's share of a consumer's new allocations.
 #[derive(Clone, Debug)]
@@ -89,10 +91,9 @@ pub fn replace_all(
 ) -> Result<(), DomainError> {
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
-        let outcome = connection
-            .build_transaction()
-            .read_committed()
-            .run(|transaction| write_attempt(transaction, writes, origin));
+        let outcome = storage::write_transaction(connection, |transaction| {
+            write_attempt(transaction, writes, origin)
+        });
         match outcome {
             Ok(()) => return Ok(()),
             Err(AttemptError::Failed(error)) => return Err(error),
@@ -257,8 +258,8 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     values.filter(|value| seen.insert(*value)).collect()
 }
 
-/// One attempt of a write, inside the caller's transaction: one statement
-/// reads everything checked (consumers, providers with their generations,
+/// One attempt of a write, inside the caller's transaction: the named
+/// providers are locked, one statement reads everything checked (consumers, providers with their generations,
 /// inventories, usage, identities), then the consumer rows are written,
 /// the old allocations deleted (when a consumer existed), the new ones
 /// inserted together with the first provider's generation bump, and any
@@ -288,6 +289,7 @@ fn write_attempt(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    store::lock_providers(connection, &parsed)?;
     let projects = distinct(writes.iter().map(|w| w.identity.project_id.as_str()));
     let users = distinct(writes.iter().map(|w| w.identity.user_id.as_str()));
     let consumer_types = distinct(
@@ -579,18 +581,15 @@ pub fn delete_for_consumer(
     let not_found =
         || DomainError::not_found(format!("No allocations for consumer '{consumer_uuid}'"));
     let uuid = parse_consumer_uuid(consumer_uuid).ok_or_else(not_found)?;
-    connection
-        .build_transaction()
-        .read_committed()
-        .run(|transaction| {
-            // The consumer row goes first: writers lock it before its
-            // allocations, and so must we.
-            consumer_store::delete_by_uuids(transaction, &[uuid])?;
-            if store::delete_for_consumers(transaction, &[uuid])? == 0 {
-                return Err(not_found());
-            }
-            Ok(())
-        })
+    storage::write_transaction(connection, |transaction| {
+        // The consumer row goes first: writers lock it before its
+        // allocations, and so must we.
+        consumer_store::delete_by_uuids(transaction, &[uuid])?;
+        if store::delete_for_consumers(transaction, &[uuid])? == 0 {
+            return Err(not_found());
+        }
+        Ok(())
+    })
 }
 
 /// A consumer uuid as upstream matches it in reads: the hyphenated form.

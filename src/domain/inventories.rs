@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use crate::domain::capacity::Limits;
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
+use crate::storage;
 use crate::storage::inventories::{self as store, InventoryRow, InventoryValues};
 use crate::storage::resource_classes as classes;
 use crate::storage::resource_providers::ProviderRow;
@@ -171,7 +172,7 @@ pub fn create(
     inventory: &Inventory,
     rule: ReservedRule,
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
         let refused = format!(
             "Unable to create inventory for resource provider {}: ",
@@ -215,7 +216,7 @@ pub fn update(
     inventory: &Inventory,
     rule: ReservedRule,
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
         check_generation(&provider, generation)?;
         check_capacity(&provider.uuid.to_string(), inventory, rule).map_err(|error| {
@@ -263,7 +264,7 @@ pub fn replace_all(
     inventories: &[Inventory],
     rule: ReservedRule,
 ) -> Result<ProviderRow, DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let not_found = || {
             DomainError::not_found(format!(
                 "No resource provider with uuid {provider_uuid} found"
@@ -383,7 +384,7 @@ pub fn delete(
     provider_uuid: &str,
     class_name: &str,
 ) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let provider = providers::find(connection, provider_uuid)?;
         let not_found = format!("No inventory of class {class_name} found for delete: ");
         let conflict = format!("Unable to delete inventory of class {class_name}: ");
@@ -412,7 +413,7 @@ pub fn delete(
 
 /// Removes all of a provider's inventory (1.5), unless any is allocated.
 pub fn delete_all(connection: &mut Connection, provider_uuid: &str) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let provider = providers::find(connection, provider_uuid)?;
         replace_all_in(connection, &provider, &[]).map_err(|error| match error {
             DomainError::Conflict {

@@ -9,6 +9,7 @@ use crate::domain::capacity::Limits;
 use crate::domain::inventories;
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
+use crate::storage;
 use crate::storage::Connection;
 use crate::storage::inventories as inventory_store;
 
@@ -26,19 +27,21 @@ pub fn reshape(
     requested: &[ProviderInventory],
     writes: &[ConsumerAllocations],
 ) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let mut targets = Vec::with_capacity(requested.len());
         for inventory in requested {
-            let provider = providers::find(connection, &inventory.provider_uuid).map_err(|error| match error {
-                DomainError::NotFound(detail) => DomainError::BadRequest {
-                    code: ErrorCode::ProviderNotFound,
-                    detail: format!(
-                        "Resource provider {} in inventories not found: {detail}",
-                        inventory.provider_uuid
-                    ),
+            let provider = providers::find(connection, &inventory.provider_uuid).map_err(
+                |error| match error {
+                    DomainError::NotFound(detail) => DomainError::BadRequest {
+                        code: ErrorCode::ProviderNotFound,
+                        detail: format!(
+                            "Resource provider {} in inventories not found: {detail}",
+                            inventory.provider_uuid
+                        ),
+                    },
+                    other => other,
                 },
-                other => other,
-            })?;
+            )?;
             if i64::from(provider.generation) != inventory.generation {
                 return Err(DomainError::conflict(
                     ErrorCode::ConcurrentUpdate,
@@ -48,9 +51,16 @@ pub fn reshape(
                     ),
                 ));
             }
-            let names: Vec<&str> = inventory.records.iter().map(|(name, _)| name.as_str()).collect();
-            let class_ids = inventories::resolve_classes(connection, &names)
-                .map_err(|error| error.not_found_as_bad_request().prefixed("malformed reshaper data: "))?;
+            let names: Vec<&str> = inventory
+                .records
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            let class_ids = inventories::resolve_classes(connection, &names).map_err(|error| {
+                error
+                    .not_found_as_bad_request()
+                    .prefixed("malformed reshaper data: ")
+            })?;
             let records: Vec<(i32, Limits)> = class_ids
                 .into_iter()
                 .zip(inventory.records.iter().map(|(_, limits)| *limits))
@@ -64,36 +74,53 @@ pub fn reshape(
             if records.is_empty() {
                 continue;
             }
-            let mut interim: Vec<(i32, Limits)> = inventory_store::list_for_provider(connection, provider.id)?
-                .iter()
-                .map(|(row, _)| (row.resource_class_id, inventories::limits_of(row)))
-                .filter(|(class_id, _)| !records.iter().any(|(id, _)| id == class_id))
-                .collect();
+            let mut interim: Vec<(i32, Limits)> =
+                inventory_store::list_for_provider(connection, provider.id)?
+                    .iter()
+                    .map(|(row, _)| (row.resource_class_id, inventories::limits_of(row)))
+                    .filter(|(class_id, _)| !records.iter().any(|(id, _)| id == class_id))
+                    .collect();
             interim.extend(records.iter().copied());
             provider.generation = inventories::replace_all_in(connection, provider, &interim)
-                .map_err(|error| error.not_found_as_bad_request().prefixed("update conflict: "))?;
+                .map_err(|error| {
+                    error
+                        .not_found_as_bad_request()
+                        .prefixed("update conflict: ")
+                })?;
         }
 
-        allocations::replace_in_transaction(connection, writes, Origin::Batch).map_err(|error| match error {
-            DomainError::Conflict { code: ErrorCode::ConcurrentUpdate, detail } => DomainError::Conflict {
-                code: ErrorCode::ConcurrentUpdate,
-                detail,
+        allocations::replace_in_transaction(connection, writes, Origin::Batch).map_err(
+            |error| match error {
+                DomainError::Conflict {
+                    code: ErrorCode::ConcurrentUpdate,
+                    detail,
+                } => DomainError::Conflict {
+                    code: ErrorCode::ConcurrentUpdate,
+                    detail,
+                },
+                other => other,
             },
-            other => other,
-        })?;
+        )?;
 
         for (provider, records) in &mut targets {
             // The allocation write bumped the generation of the providers
             // it touched: continue from the current one.
             let current = providers::find(connection, &provider.uuid.to_string())?;
             provider.generation = current.generation;
-            inventories::replace_all_in(connection, provider, records).map_err(|error| match error {
-                DomainError::Conflict { code: ErrorCode::InventoryInUse, detail } => DomainError::Conflict {
-                    code: ErrorCode::InventoryInUse,
-                    detail: format!("update conflict: {detail}"),
+            inventories::replace_all_in(connection, provider, records).map_err(
+                |error| match error {
+                    DomainError::Conflict {
+                        code: ErrorCode::InventoryInUse,
+                        detail,
+                    } => DomainError::Conflict {
+                        code: ErrorCode::InventoryInUse,
+                        detail: format!("update conflict: {detail}"),
+                    },
+                    other => other
+                        .not_found_as_bad_request()
+                        .prefixed("update conflict: "),
                 },
-                other => other.not_found_as_bad_request().prefixed("update conflict: "),
-            })?;
+            )?;
         }
         Ok(())
     })

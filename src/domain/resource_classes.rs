@@ -3,6 +3,7 @@
 //! Answers to upstream's `objects/resource_class.py`.
 
 use crate::errors::DomainError;
+use crate::storage;
 use crate::storage::resource_classes::{self as store, ResourceClassRow};
 use crate::storage::{Connection, is_unique_violation};
 
@@ -32,7 +33,7 @@ pub fn rename(
     name: &str,
     new_name: &str,
 ) -> Result<ResourceClassRow, DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let row = get(connection, name)?;
         if row.is_standard() {
             return Err(DomainError::bad_request(format!(
@@ -51,7 +52,7 @@ pub fn rename(
 }
 
 pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let row = get(connection, name)?;
         if row.is_standard() {
             return Err(DomainError::bad_request(format!(

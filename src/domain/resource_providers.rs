@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::capacity::Limits;
 use crate::errors::{DomainError, ErrorCode};
 use crate::schemas::query::{MemberOf, RequiredTraits};
+use crate::storage;
 use crate::storage::Connection;
 use crate::storage::resource_providers::{
     self as store, Duplicate, NewProvider, ProviderFilter, ProviderRow,
@@ -146,7 +147,7 @@ pub fn create(
         let row = store::insert(connection, &new).map_err(|error| duplicate(error, uuid, name))?;
         return one_with_tree(connection, row);
     }
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let parent_row = match parent {
             Some(parent_uuid) if parent_uuid == uuid => {
                 return Err(refuse(
@@ -202,7 +203,7 @@ pub fn update(
             "Unable to save resource provider {uuid}: Object action {action} failed because: {reason}"
         ))
     };
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let current = find(connection, uuid)?;
         let mut parent_id = current.parent_provider_id;
         let mut root_id = current.root_provider_id;
@@ -268,7 +269,7 @@ pub fn update(
 /// Deletes a provider with its inventories, traits and aggregate links.
 /// 409 while it has children or allocations.
 pub fn delete(connection: &mut Connection, uuid: &str) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let provider = find(connection, uuid).map_err(|error| match error {
             DomainError::NotFound(_) => DomainError::not_found(format!(
                 "No resource provider with uuid {uuid} found for delete"

@@ -4,6 +4,7 @@
 
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
+use crate::storage;
 use crate::storage::Connection;
 use crate::storage::resource_providers::ProviderRow;
 use crate::storage::traits::{self as store, TraitRow};
@@ -16,7 +17,7 @@ pub fn get(connection: &mut Connection, name: &str) -> Result<TraitRow, DomainEr
 }
 
 pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let row = get(connection, name)?;
         if !row.name.starts_with(CUSTOM_PREFIX) {
             return Err(DomainError::bad_request(format!(
@@ -67,7 +68,7 @@ pub fn set_for_provider(
     generation: i64,
     names: &[String],
 ) -> Result<(ProviderRow, Vec<TraitRow>), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
         providers::check_generation(&provider, generation)?;
         let rows = resolve_names(connection, names)?;
@@ -94,7 +95,7 @@ pub fn clear_for_provider(
     connection: &mut Connection,
     provider_uuid: &str,
 ) -> Result<(), DomainError> {
-    connection.build_transaction().run(|connection| {
+    storage::write_transaction(connection, |connection| {
         let provider = providers::find(connection, provider_uuid)?;
         store::replace_for_provider(connection, provider.id, &[])?;
         providers::bump_generation(connection, &provider)?;

@@ -187,6 +187,36 @@ pub fn providers_by_ids(connection: &mut Connection, ids: &[i32]) -> QueryResult
         .load(connection)
 }
 
+/// Locks the named providers' rows until the transaction ends, in id
+/// order (so that concurrent writers queue instead of deadlocking). A
+/// write that holds them reads usage no other claim can change before its
+/// commit: it does not lose the generation compare-and-swap to a concurrent
+/// claim on the same provider, so hot providers cost one attempt per claim
+/// instead of a retry storm. Unknown uuids lock nothing. Answers the ids
+/// locked.
+///
+/// ```sql
+/// SELECT id FROM resource_providers WHERE uuid = ANY($1) ORDER BY id FOR NO KEY UPDATE
+/// ```
+pub fn lock_providers(connection: &mut Connection, uuids: &[Uuid]) -> QueryResult<Vec<i32>> {
+    // Loaded rather than executed: diesel keeps only the former prepared.
+    let locked: Vec<LockedProvider> = Prepared(
+        diesel::sql_query(
+            "SELECT id FROM resource_providers WHERE uuid = ANY($1) \
+             ORDER BY id FOR NO KEY UPDATE",
+        )
+        .bind::<Array<SqlUuid>, _>(uuids),
+    )
+    .load(connection)?;
+    Ok(locked.into_iter().map(|row| row.id).collect())
+}
+
+#[derive(QueryableByName)]
+struct LockedProvider {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+}
+
 /// The limits of one inventory record.
 #[derive(Queryable, Clone, Debug)]
 pub struct InventoryLimitsRow {
