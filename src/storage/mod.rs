@@ -55,10 +55,14 @@ pub fn is_unique_violation(error: &DieselError) -> bool {
 /// session; ruling out sequential scans while that plan is made keeps it an
 /// index plan even when it is made on a nearly empty table that later grows
 /// (`allocations` on a new deployment), where the planner would otherwise
-/// cache a scan of the whole table. Both settings end with the transaction.
+/// cache a scan of the whole table. A scan that cannot be avoided is then
+/// costed beyond `jit_above_cost`, and compiling it would take tens of
+/// milliseconds on every execution: JIT is off too. The settings end with
+/// the transaction.
 const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
                            SET LOCAL plan_cache_mode = force_generic_plan; \
-                           SET LOCAL enable_seqscan = off";
+                           SET LOCAL enable_seqscan = off; \
+                           SET LOCAL jit = off";
 
 /// Runs `work` in one write transaction (see `BEGIN_WRITE`): committed when
 /// it returns `Ok`, rolled back otherwise.

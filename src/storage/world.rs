@@ -49,15 +49,13 @@ pub struct ChangeRow {
 /// transaction id (assigned while the statement runs, so after every gap
 /// seen by an earlier refresh: the watermark of those gaps). When nothing
 /// changed this is one row from two index probes (the primary key of
-/// `provider_changes` and of `provider_changes_pruned`). Kept prepared.
+/// `provider_changes` and of `provider_changes_pruned`). The query lives
+/// in the `provider_changes_since` function, whose plan is made once per
+/// session (see its migration).
 ///
 /// ```sql
-/// SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id
-/// FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-///              CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END AS fresh_xid) s
-/// CROSS JOIN provider_changes_pruned p
-/// LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2)
-/// ORDER BY c.seq
+/// SELECT xmin, pruned_through, fresh_xid, seq, provider_id
+/// FROM provider_changes_since($1, $2, $3) ORDER BY seq
 /// ```
 pub fn changes_since(
     connection: &mut Connection,
@@ -67,13 +65,8 @@ pub fn changes_since(
 ) -> QueryResult<Vec<ChangeRow>> {
     Prepared(
         diesel::sql_query(
-            "SELECT s.xmin, p.through AS pruned_through, s.fresh_xid, c.seq, c.provider_id \
-             FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, \
-                          CASE WHEN $3 THEN pg_current_xact_id()::text::bigint END \
-                              AS fresh_xid) s \
-             CROSS JOIN provider_changes_pruned p \
-             LEFT JOIN provider_changes c ON c.seq > $1 OR c.seq = ANY($2) \
-             ORDER BY c.seq",
+            "SELECT xmin, pruned_through, fresh_xid, seq, provider_id \
+             FROM provider_changes_since($1, $2, $3) ORDER BY seq",
         )
         .bind::<BigInt, _>(after)
         .bind::<Array<BigInt>, _>(gaps)

@@ -1,0 +1,1 @@
+DROP FUNCTION provider_changes_since(BIGINT, BIGINT[], BOOLEAN);
