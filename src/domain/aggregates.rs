@@ -34,7 +34,7 @@ pub fn set_for_provider(
     storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
         if let Some(expected) = generation {
-            providers::check_generation(&provider, expected)?;
+            providers::check_generation(&provider, expected, providers::GENERATION_CHANGED)?;
         }
         let ids = store::ensure(connection, aggregates)?;
         let expected = generation.map(|_| provider.generation);

@@ -106,18 +106,8 @@ pub fn resolve_classes(
         .collect()
 }
 
-/// 409 for a generation given with a write that is no longer current, with
-/// the inventory handlers' own text.
-fn check_generation(provider: &ProviderRow, expected: i64) -> Result<(), DomainError> {
-    if i64::from(provider.generation) == expected {
-        Ok(())
-    } else {
-        Err(DomainError::conflict(
-            ErrorCode::ConcurrentUpdate,
-            "resource provider generation conflict",
-        ))
-    }
-}
+/// The inventory handlers' text for a stale provider generation.
+const GENERATION_CONFLICT: &str = "resource provider generation conflict";
 
 /// Logs, as upstream does, the classes whose usage now exceeds the
 /// capacity just written. Such writes are allowed.
@@ -218,7 +208,7 @@ pub fn update(
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
     storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
-        check_generation(&provider, generation)?;
+        providers::check_generation(&provider, generation, GENERATION_CONFLICT)?;
         check_capacity(&provider.uuid.to_string(), inventory, rule).map_err(|error| {
             DomainError::prefixed(
                 error,
@@ -273,7 +263,7 @@ pub fn replace_all(
         let parsed = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
         let (mut provider, existing) =
             store::provider_with_classes(connection, parsed)?.ok_or_else(not_found)?;
-        check_generation(&provider, generation)?;
+        providers::check_generation(&provider, generation, GENERATION_CONFLICT)?;
         let uuid = provider.uuid.to_string();
         for inventory in inventories {
             check_capacity(&uuid, inventory, rule).map_err(|error| {

@@ -36,14 +36,24 @@ pub fn bump_generation(
     })
 }
 
-/// 409 unless the client's generation is the provider's current one.
-pub fn check_generation(provider: &ProviderRow, expected: i64) -> Result<(), DomainError> {
+/// Upstream's text for a stale provider generation in the traits and
+/// aggregates handlers.
+pub const GENERATION_CHANGED: &str =
+    "Resource provider's generation already changed. Please update the generation and try again.";
+
+/// 409 `conflict_text` unless the client's generation is the provider's
+/// current one (upstream's handlers word it differently).
+pub fn check_generation(
+    provider: &ProviderRow,
+    expected: i64,
+    conflict_text: &str,
+) -> Result<(), DomainError> {
     if i64::from(provider.generation) == expected {
         Ok(())
     } else {
         Err(DomainError::conflict(
             ErrorCode::ConcurrentUpdate,
-            "Resource provider's generation already changed. Please update the generation and try again.",
+            conflict_text,
         ))
     }
 }

@@ -70,7 +70,7 @@ pub fn set_for_provider(
 ) -> Result<(ProviderRow, Vec<TraitRow>), DomainError> {
     storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
-        providers::check_generation(&provider, generation)?;
+        providers::check_generation(&provider, generation, providers::GENERATION_CHANGED)?;
         let rows = resolve_names(connection, names)?;
         let mut ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
         ids.sort_unstable();

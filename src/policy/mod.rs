@@ -377,40 +377,24 @@ mod tests {
     }
 
     #[test]
-    fn secure_list_and_create() {
-        let enforcer = load(Defaults::Secure, None);
-        for action in [
-            RESOURCE_PROVIDERS_LIST,
-            RESOURCE_PROVIDERS_CREATE,
-            TRAITS_UPDATE,
-        ] {
-            assert!(allowed(&enforcer, action, &admin()), "{action}");
-            assert!(allowed(&enforcer, action, &service()), "{action}");
-            assert!(allowed(&enforcer, action, &project_admin()), "{action}");
-            assert!(!allowed(&enforcer, action, &system_admin()), "{action}");
-            assert!(!allowed(&enforcer, action, &system_reader()), "{action}");
-            assert!(!allowed(&enforcer, action, &project_member()), "{action}");
-            assert!(!allowed(&enforcer, action, &project_reader()), "{action}");
-            assert!(!allowed(&enforcer, action, &no_roles()), "{action}");
-        }
-    }
-
-    #[test]
-    fn legacy_list_and_create() {
-        let enforcer = load(Defaults::Legacy, None);
-        for action in [
-            RESOURCE_PROVIDERS_LIST,
-            RESOURCE_PROVIDERS_CREATE,
-            TRAITS_UPDATE,
-        ] {
-            assert!(allowed(&enforcer, action, &admin()), "{action}");
-            assert!(allowed(&enforcer, action, &service()), "{action}");
-            assert!(allowed(&enforcer, action, &project_admin()), "{action}");
-            assert!(!allowed(&enforcer, action, &system_admin()), "{action}");
-            assert!(!allowed(&enforcer, action, &system_reader()), "{action}");
-            assert!(!allowed(&enforcer, action, &project_member()), "{action}");
-            assert!(!allowed(&enforcer, action, &project_reader()), "{action}");
-            assert!(!allowed(&enforcer, action, &no_roles()), "{action}");
+    fn list_and_create_are_the_same_under_both_defaults() {
+        for defaults in [Defaults::Secure, Defaults::Legacy] {
+            let enforcer = load(defaults, None);
+            for action in [
+                RESOURCE_PROVIDERS_LIST,
+                RESOURCE_PROVIDERS_CREATE,
+                TRAITS_UPDATE,
+            ] {
+                let case = format!("{action} {defaults:?}");
+                assert!(allowed(&enforcer, action, &admin()), "{case}");
+                assert!(allowed(&enforcer, action, &service()), "{case}");
+                assert!(allowed(&enforcer, action, &project_admin()), "{case}");
+                assert!(!allowed(&enforcer, action, &system_admin()), "{case}");
+                assert!(!allowed(&enforcer, action, &system_reader()), "{case}");
+                assert!(!allowed(&enforcer, action, &project_member()), "{case}");
+                assert!(!allowed(&enforcer, action, &project_reader()), "{case}");
+                assert!(!allowed(&enforcer, action, &no_roles()), "{case}");
+            }
         }
     }
 

@@ -86,12 +86,6 @@ pub fn replace_for_provider(
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct GenerationRow {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    generation: i32,
-}
-
 /// Makes `aggregate_ids` the provider's aggregates and, when `expected`
 /// is given, moves the provider from that generation on by
 /// compare-and-swap, in one statement. `Some(None)` when the generation
@@ -124,7 +118,7 @@ pub fn replace_and_bump(
          ) \
          UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
          WHERE id = $1 AND generation = $2 AND $3 RETURNING generation";
-    let rows: Vec<GenerationRow> = super::prepared::Prepared(
+    let rows: Vec<super::resource_providers::GenerationRow> = super::prepared::Prepared(
         diesel::sql_query(SQL)
             .bind::<Integer, _>(provider_id)
             .bind::<Integer, _>(expected.unwrap_or_default())

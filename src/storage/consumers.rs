@@ -20,74 +20,53 @@ pub struct ConsumerRow {
     pub consumer_type_id: Option<i32>,
 }
 
-/// The id of the project with this external id, created if missing.
-///
-/// Reads first so that the common case inserts nothing (and spends no
-/// sequence value).
+/// The id of the row of `$table` whose `$column` is `$value`, created if
+/// missing. Reads first so that the common case inserts nothing (and
+/// spends no sequence value); a concurrent creator wins the insert and the
+/// read after it finds its row.
 ///
 /// ```sql
-/// SELECT id FROM projects WHERE external_id = $1;
+/// SELECT id FROM $table WHERE $column = $1;
 /// -- when absent:
-/// INSERT INTO projects (external_id) VALUES ($1) ON CONFLICT DO NOTHING;
-/// SELECT id FROM projects WHERE external_id = $1;
+/// INSERT INTO $table ($column) VALUES ($1) ON CONFLICT DO NOTHING;
+/// SELECT id FROM $table WHERE $column = $1;
 /// ```
+macro_rules! ensure_named_row {
+    ($connection:expr, $table:ident, $column:ident, $value:expr) => {{
+        let existing = $table::table
+            .filter($table::$column.eq($value))
+            .select($table::id)
+            .first($connection)
+            .optional()?;
+        match existing {
+            Some(id) => Ok(id),
+            None => {
+                diesel::insert_into($table::table)
+                    .values($table::$column.eq($value))
+                    .on_conflict_do_nothing()
+                    .execute($connection)?;
+                $table::table
+                    .filter($table::$column.eq($value))
+                    .select($table::id)
+                    .first($connection)
+            }
+        }
+    }};
+}
+
+/// The id of the project with this external id, created if missing.
 pub fn ensure_project(connection: &mut Connection, external_id: &str) -> QueryResult<i32> {
-    let existing = projects::table
-        .filter(projects::external_id.eq(external_id))
-        .select(projects::id)
-        .first(connection)
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    diesel::insert_into(projects::table)
-        .values(projects::external_id.eq(external_id))
-        .on_conflict_do_nothing()
-        .execute(connection)?;
-    projects::table
-        .filter(projects::external_id.eq(external_id))
-        .select(projects::id)
-        .first(connection)
+    ensure_named_row!(connection, projects, external_id, external_id)
 }
 
 /// The id of the user with this external id, created if missing.
 pub fn ensure_user(connection: &mut Connection, external_id: &str) -> QueryResult<i32> {
-    let existing = users::table
-        .filter(users::external_id.eq(external_id))
-        .select(users::id)
-        .first(connection)
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    diesel::insert_into(users::table)
-        .values(users::external_id.eq(external_id))
-        .on_conflict_do_nothing()
-        .execute(connection)?;
-    users::table
-        .filter(users::external_id.eq(external_id))
-        .select(users::id)
-        .first(connection)
+    ensure_named_row!(connection, users, external_id, external_id)
 }
 
 /// The id of the consumer type with this name, created if missing.
 pub fn ensure_consumer_type(connection: &mut Connection, name: &str) -> QueryResult<i32> {
-    let existing = consumer_types::table
-        .filter(consumer_types::name.eq(name))
-        .select(consumer_types::id)
-        .first(connection)
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    diesel::insert_into(consumer_types::table)
-        .values(consumer_types::name.eq(name))
-        .on_conflict_do_nothing()
-        .execute(connection)?;
-    consumer_types::table
-        .filter(consumer_types::name.eq(name))
-        .select(consumer_types::id)
-        .first(connection)
+    ensure_named_row!(connection, consumer_types, name, name)
 }
 
 /// The existing consumers among `uuids`.

@@ -298,12 +298,6 @@ pub fn provider_with_classes(
         .optional()
 }
 
-#[derive(QueryableByName)]
-struct GenerationRow {
-    #[diesel(sql_type = Integer)]
-    generation: i32,
-}
-
 /// Inserts or overwrites several inventories of one provider and moves
 /// the provider from generation `expected` on by compare-and-swap, in one
 /// statement. `None` when the generation moved (the caller rolls back).
@@ -347,7 +341,7 @@ pub fn upsert_and_bump(
         .iter()
         .map(|(_, values)| values.allocation_ratio)
         .collect();
-    let rows: Vec<GenerationRow> = Prepared(
+    let rows: Vec<super::resource_providers::GenerationRow> = Prepared(
         diesel::sql_query(SQL)
             .bind::<Integer, _>(provider_id)
             .bind::<Integer, _>(expected)

@@ -14,6 +14,13 @@ use super::schema::{
     resource_provider_traits, resource_providers,
 };
 
+/// A provider's generation, as a statement moving it on answers it.
+#[derive(QueryableByName)]
+pub struct GenerationRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub generation: i32,
+}
+
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = resource_providers)]
 pub struct ProviderRow {

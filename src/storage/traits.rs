@@ -125,12 +125,6 @@ pub fn replace_for_provider(
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct GenerationRow {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    generation: i32,
-}
-
 /// Makes `trait_ids` the provider's traits (links not wanted removed,
 /// missing ones added) and moves the provider from generation `expected`
 /// on by compare-and-swap, in one statement. `None` when the generation
@@ -163,7 +157,7 @@ pub fn replace_and_bump(
          ) \
          UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
          WHERE id = $1 AND generation = $2 RETURNING generation";
-    let rows: Vec<GenerationRow> = super::prepared::Prepared(
+    let rows: Vec<super::resource_providers::GenerationRow> = super::prepared::Prepared(
         diesel::sql_query(SQL)
             .bind::<Integer, _>(provider_id)
             .bind::<Integer, _>(expected)
