@@ -1,6 +1,7 @@
 //! Allocation writes and reads. A write replaces the allocations of one or
 //! more consumers atomically: each attempt is one fresh READ COMMITTED
-//! transaction that locks the named providers' rows, reads their
+//! transaction that locks the providers' rows (those named and those the
+//! consumers have allocations against), reads the named ones'
 //! generations, inventories and usage, checks capacity, rewrites the rows
 //! and moves every involved provider one generation on by compare-and-swap.
 //! The locks make concurrent claims on one provider queue rather than
@@ -289,7 +290,7 @@ fn write_attempt(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    store::lock_providers(connection, &parsed)?;
+    store::lock_providers(connection, &parsed, &consumer_uuids)?;
     let projects = distinct(writes.iter().map(|w| w.identity.project_id.as_str()));
     let users = distinct(writes.iter().map(|w| w.identity.user_id.as_str()));
     let consumer_types = distinct(

@@ -187,25 +187,40 @@ pub fn providers_by_ids(connection: &mut Connection, ids: &[i32]) -> QueryResult
         .load(connection)
 }
 
-/// Locks the named providers' rows until the transaction ends, in id
-/// order (so that concurrent writers queue instead of deadlocking). A
-/// write that holds them reads usage no other claim can change before its
-/// commit: it does not lose the generation compare-and-swap to a concurrent
-/// claim on the same provider, so hot providers cost one attempt per claim
-/// instead of a retry storm. Unknown uuids lock nothing. Answers the ids
-/// locked.
+/// Locks, until the transaction ends and in id order, the rows of the
+/// providers a write names and of those the written consumers now have
+/// allocations against: every provider the write may move a generation
+/// of, taken in one order by every writer, so concurrent writers queue
+/// instead of deadlocking. A write that holds them reads usage no other
+/// claim can change before its commit: it does not lose the generation
+/// compare-and-swap to a concurrent claim on the same provider, so hot
+/// providers cost one attempt per claim instead of a retry storm. Unknown
+/// uuids lock nothing. Answers the ids locked.
 ///
 /// ```sql
-/// SELECT id FROM resource_providers WHERE uuid = ANY($1) ORDER BY id FOR NO KEY UPDATE
+/// SELECT id FROM resource_providers
+/// WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1)
+///              UNION SELECT resource_provider_id FROM allocations
+///                    WHERE consumer_id = ANY($2))
+/// ORDER BY id FOR NO KEY UPDATE
 /// ```
-pub fn lock_providers(connection: &mut Connection, uuids: &[Uuid]) -> QueryResult<Vec<i32>> {
+pub fn lock_providers(
+    connection: &mut Connection,
+    provider_uuids: &[Uuid],
+    consumer_uuids: &[Uuid],
+) -> QueryResult<Vec<i32>> {
     // Loaded rather than executed: diesel keeps only the former prepared.
+    // The union (not an OR) keeps both lookups on their indexes.
     let locked: Vec<LockedProvider> = Prepared(
         diesel::sql_query(
-            "SELECT id FROM resource_providers WHERE uuid = ANY($1) \
+            "SELECT id FROM resource_providers \
+             WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1) \
+                          UNION SELECT resource_provider_id FROM allocations \
+                                WHERE consumer_id = ANY($2)) \
              ORDER BY id FOR NO KEY UPDATE",
         )
-        .bind::<Array<SqlUuid>, _>(uuids),
+        .bind::<Array<SqlUuid>, _>(provider_uuids)
+        .bind::<Array<SqlUuid>, _>(consumer_uuids),
     )
     .load(connection)?;
     Ok(locked.into_iter().map(|row| row.id).collect())

@@ -110,3 +110,90 @@ fn consumer_generation_guards_rewrites() {
     assert_eq!(client.get(path).body, json!({"allocations": {}}));
     assert_eq!(client.delete(path).status, 404);
 }
+
+/// Two batch writes, each naming one provider and emptying a consumer that
+/// holds allocations on the other, race round after round: every provider
+/// either write moves a generation of is locked up front in one order, so
+/// they queue instead of deadlocking (PostgreSQL would abort one of them
+/// after `deadlock_timeout`, a 500).
+#[test]
+fn crossing_batch_writes_do_not_deadlock() {
+    const SECOND: &str = "7b3f4b0a-0000-4000-8000-000000000002";
+    let server = TestServer::start_with(|config| {
+        config.workers = 2;
+        config.pool_size = 4;
+    });
+    provider_with_vcpus(&server, 1000);
+    {
+        let mut connection = server.database.connection();
+        diesel::sql_query(format!(
+            "INSERT INTO resource_providers (id, uuid, name, root_provider_id) \
+             VALUES (2, '{SECOND}', 'rp2', 2)"
+        ))
+        .execute(&mut connection)
+        .expect("insert provider");
+        diesel::sql_query(
+            "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
+             min_unit, max_unit, step_size, allocation_ratio) \
+             VALUES (2, 0, 1000, 0, 1, 1000, 1, 1.0)",
+        )
+        .execute(&mut connection)
+        .expect("insert inventory");
+    }
+    let client = server.client();
+    let on = |provider: &str| {
+        json!({
+            "allocations": {provider: {"resources": {"VCPU": 1}}},
+            "project_id": "project",
+            "user_id": "user",
+            "consumer_generation": Value::Null,
+            "consumer_type": "INSTANCE"
+        })
+    };
+    let emptied = json!({
+        "allocations": {},
+        "project_id": "project",
+        "user_id": "user",
+        "consumer_generation": 1,
+        "consumer_type": "INSTANCE"
+    });
+    for _ in 0..12 {
+        let (on_first, on_second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert_eq!(
+            client
+                .put(&format!("/allocations/{on_first}"), &on(PROVIDER))
+                .status,
+            204
+        );
+        assert_eq!(
+            client
+                .put(&format!("/allocations/{on_second}"), &on(SECOND))
+                .status,
+            204
+        );
+        let to_first = json!({
+            on_second.to_string(): emptied.clone(),
+            uuid::Uuid::new_v4().to_string(): on(PROVIDER),
+        });
+        let to_second = json!({
+            on_first.to_string(): emptied.clone(),
+            uuid::Uuid::new_v4().to_string(): on(SECOND),
+        });
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let writers: Vec<_> = [to_first, to_second]
+            .into_iter()
+            .map(|body| {
+                let (client, barrier) = (client.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    client.post("/allocations", &body).status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = writers
+            .into_iter()
+            .map(|writer| writer.join().expect("writer"))
+            .collect();
+        assert_eq!(statuses, vec![204, 204]);
+    }
+}
