@@ -4,6 +4,8 @@
 //! then the allocations are replaced, then the inventories narrowed to
 //! what was asked, which refuses to drop a class still allocated.
 
+use uuid::Uuid;
+
 use crate::domain::allocations::{self, ConsumerAllocations, Origin};
 use crate::domain::capacity::Limits;
 use crate::domain::inventories;
@@ -11,6 +13,7 @@ use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage;
 use crate::storage::Connection;
+use crate::storage::allocations as allocation_store;
 use crate::storage::inventories as inventory_store;
 
 /// One provider's requested inventory.
@@ -28,6 +31,23 @@ pub fn reshape(
     writes: &[ConsumerAllocations],
 ) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
+        // Every provider the reshape may move a generation of, locked up
+        // front in id order as allocation writes lock theirs, so that the
+        // two cannot deadlock.
+        let provider_uuids: Vec<Uuid> = requested
+            .iter()
+            .map(|inventory| inventory.provider_uuid.as_str())
+            .chain(
+                writes
+                    .iter()
+                    .flat_map(|write| &write.allocations)
+                    .map(|part| part.provider_uuid.as_str()),
+            )
+            .filter_map(|uuid| Uuid::parse_str(uuid).ok())
+            .collect();
+        let consumer_uuids: Vec<Uuid> = writes.iter().map(|write| write.consumer_uuid).collect();
+        allocation_store::lock_providers(connection, &provider_uuids, &consumer_uuids)?;
+
         let mut targets = Vec::with_capacity(requested.len());
         for inventory in requested {
             let provider = providers::find(connection, &inventory.provider_uuid).map_err(
