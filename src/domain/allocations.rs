@@ -259,9 +259,10 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     values.filter(|value| seen.insert(*value)).collect()
 }
 
-/// One attempt of a write, inside the caller's transaction: the named
-/// providers are locked, one statement reads everything checked (consumers, providers with their generations,
-/// inventories, usage, identities), then the consumer rows are written,
+/// One attempt of a write, inside the caller's transaction: every provider
+/// it may bump is locked, one statement reads everything checked
+/// (consumers, providers with their generations, inventories, usage,
+/// identities), then the consumer rows are written,
 /// the old allocations deleted (when a consumer existed), the new ones
 /// inserted together with the first provider's generation bump, and any
 /// further providers bumped in id order.
