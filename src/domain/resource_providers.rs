@@ -258,6 +258,11 @@ pub fn update(
             }
             Some(None) => {}
         }
+        // A moved subtree is rewritten row by row: take its rows in id
+        // order first, as allocation writes do, so the two cannot deadlock.
+        if moved.len() > 1 {
+            store::lock_by_ids(connection, &moved)?;
+        }
         let row =
             store::update(connection, current.id, name, parent_id, root_id).map_err(|error| {
                 match store::duplicate_column(&error) {

@@ -155,6 +155,17 @@ pub fn update(
         .get_result(connection)
 }
 
+/// Locks providers' rows until the transaction ends, in id order: the
+/// order every write that changes several providers takes them in.
+pub fn lock_by_ids(connection: &mut Connection, ids: &[i32]) -> QueryResult<Vec<i32>> {
+    resource_providers::table
+        .filter(resource_providers::id.eq_any(ids))
+        .order(resource_providers::id)
+        .select(resource_providers::id)
+        .for_no_key_update()
+        .load(connection)
+}
+
 /// Moves providers (a subtree being re-parented) to another root.
 pub fn set_root(
     connection: &mut Connection,

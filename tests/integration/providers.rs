@@ -115,3 +115,73 @@ fn a_parent_with_children_cannot_be_deleted() {
         204
     );
 }
+
+/// A subtree whose root has a higher id than one of its members is moved
+/// back and forth while claims name both: the move takes the subtree's
+/// rows in id order, as claims do, so the two queue instead of deadlocking
+/// (PostgreSQL would abort one of them after `deadlock_timeout`, a 500).
+#[test]
+fn moving_a_subtree_while_it_is_claimed_does_not_deadlock() {
+    let server = TestServer::start_with(|config| {
+        config.workers = 2;
+        config.pool_size = 4;
+    });
+    let client = server.client();
+    let older = create(&client, "older", None);
+    let top = create(&client, "top", None);
+    let (first_root, second_root) = (create(&client, "r1", None), create(&client, "r2", None));
+    assert_eq!(update(&client, &older, "older", Some(&top)).status, 200);
+    for uuid in [&older, &top] {
+        let generation = client.get(&format!("/resource_providers/{uuid}")).body["generation"]
+            .as_i64()
+            .expect("generation");
+        let inventory = client.put(
+            &format!("/resource_providers/{uuid}/inventories"),
+            &json!({
+                "resource_provider_generation": generation,
+                "inventories": {"VCPU": {"total": 1000}}
+            }),
+        );
+        assert_eq!(inventory.status, 200, "{:?}", inventory.body);
+    }
+    for round in 0..12 {
+        let new_root = if round % 2 == 0 {
+            &first_root
+        } else {
+            &second_root
+        };
+        let claim = json!({
+            "allocations": {
+                older.as_str(): {"resources": {"VCPU": 1}},
+                top.as_str(): {"resources": {"VCPU": 1}}
+            },
+            "project_id": "project",
+            "user_id": "user",
+            "consumer_generation": serde_json::Value::Null,
+            "consumer_type": "INSTANCE"
+        });
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let claimer = {
+            let (client, barrier) = (client.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                client
+                    .put(&format!("/allocations/{}", uuid::Uuid::new_v4()), &claim)
+                    .status
+            })
+        };
+        let mover = {
+            let (client, barrier) = (client.clone(), barrier.clone());
+            let (top, new_root) = (top.clone(), new_root.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                update(&client, &top, "top", Some(&new_root)).status
+            })
+        };
+        let statuses = (
+            claimer.join().expect("claimer"),
+            mover.join().expect("mover"),
+        );
+        assert_eq!(statuses, (204, 200), "round {round}");
+    }
+}
