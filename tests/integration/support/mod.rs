@@ -40,6 +40,7 @@ fn template() -> &'static str {
     TEMPLATE.get_or_init(|| {
         let name = format!("placement_test_template_{}", std::process::id());
         let mut admin = admin();
+        drop_leftovers(&mut admin);
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
             .execute(&mut admin)
             .expect("drop old template");
@@ -54,6 +55,43 @@ fn template() -> &'static str {
     })
 }
 
+#[derive(QueryableByName)]
+struct DatabaseName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    datname: String,
+}
+
+/// Drops the templates and test databases of test processes that are no
+/// longer running (a run that was killed, or the template every run
+/// leaves): their names carry the process id. Only where `/proc` tells
+/// which processes run.
+fn drop_leftovers(admin: &mut PgConnection) {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let names: Vec<DatabaseName> = diesel::sql_query(
+        "SELECT datname::text AS datname FROM pg_database \
+         WHERE datname LIKE 'placement\\_test\\_%'",
+    )
+    .load(admin)
+    .unwrap_or_default();
+    for DatabaseName { datname } in names {
+        let owner = datname
+            .trim_start_matches("placement_test_")
+            .trim_start_matches("template_")
+            .split('_')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = owner
+            && !proc.join(pid.to_string()).exists()
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"))
+                .execute(admin);
+        }
+    }
+}
+
 /// A database of its own for one test, dropped when it goes out of scope.
 pub struct TestDatabase {
     pub name: String,
@@ -62,7 +100,11 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub fn new() -> TestDatabase {
         let template = template();
-        let name = format!("placement_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "placement_test_{}_{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
         let mut admin = admin();
         // CREATE DATABASE ... TEMPLATE fails while another session is
         // connected to the template, which happens only briefly.
