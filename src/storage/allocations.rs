@@ -209,7 +209,8 @@ pub fn lock_providers(
     provider_uuids: &[Uuid],
     consumer_uuids: &[Uuid],
 ) -> QueryResult<Vec<i32>> {
-    // Loaded rather than executed: diesel keeps only the former prepared.
+    // Loaded, not executed: run through `execute` it was planned again on
+    // every call (pg_stat_statements); loaded, once per session.
     // The union (not an OR) keeps both lookups on their indexes.
     let locked: Vec<LockedProvider> = Prepared(
         diesel::sql_query(
