@@ -25,8 +25,7 @@
 //! anchor before the next; `BreadthFirst` takes one answer from each anchor
 //! in turn. Upstream's order is its hash-set order, i.e. undefined.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use super::request::{
@@ -49,7 +48,6 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     if let Some(rng) = rng.as_mut() {
         rng.shuffle(&mut anchors);
     }
-    let anchors = AnchorOrder::new(anchors, rng.is_none());
 
     let limit = request.limit.filter(|limit| *limit > 0);
     // Before 1.29 in a world with trees, the summaries of a cut answer name
@@ -161,36 +159,6 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     }
 }
 
-/// The anchors in the order they are searched: ascending, taken from a
-/// heap so that a `limit` reached after a few anchors does not pay for
-/// sorting them all; or as given (shuffled).
-enum AnchorOrder {
-    Ascending(BinaryHeap<Reverse<ProviderId>>),
-    AsGiven(std::vec::IntoIter<ProviderId>),
-}
-
-impl AnchorOrder {
-    fn new(anchors: Vec<ProviderId>, ascending: bool) -> AnchorOrder {
-        if ascending {
-            // Built from a vector in linear time.
-            AnchorOrder::Ascending(anchors.into_iter().map(Reverse).collect())
-        } else {
-            AnchorOrder::AsGiven(anchors.into_iter())
-        }
-    }
-}
-
-impl Iterator for AnchorOrder {
-    type Item = ProviderId;
-
-    fn next(&mut self) -> Option<ProviderId> {
-        match self {
-            AnchorOrder::Ascending(heap) => heap.pop().map(|Reverse(anchor)| anchor),
-            AnchorOrder::AsGiven(anchors) => anchors.next(),
-        }
-    }
-}
-
 /// What every group needs to know about the world, computed once.
 struct Context<'w> {
     world: &'w World,
@@ -202,28 +170,21 @@ struct Context<'w> {
     serving: HashMap<ProviderId, Vec<ProviderId>>,
     /// Roots allowed by `root_traits`; `None` when not filtering.
     anchor_filter: Option<HashSet<ProviderId>>,
-    /// The roots that may anchor an answer (allowed by `root_traits`), in
-    /// no order. Whether every slot has options there is found out when
+    /// The roots that may anchor an answer (allowed by `root_traits`),
+    /// ascending. Whether every slot has options there is found out when
     /// the anchor's turn comes.
     anchors: Vec<ProviderId>,
 }
 
 impl<'w> Context<'w> {
     fn new(world: &'w World, request: &CandidateRequest) -> Option<Context<'w>> {
-        // One pass over the providers for everything that needs them all.
-        let sharing_trait = world.sharing_trait();
-        let mut has_trees = false;
-        let mut sharing: HashSet<ProviderId> = HashSet::new();
-        let mut roots: Vec<ProviderId> = Vec::with_capacity(world.len());
-        for p in world.providers() {
-            has_trees |= p.parent.is_some();
-            if sharing_trait.is_some_and(|t| p.traits.contains(&t)) {
-                sharing.insert(p.id);
-            }
-            if p.root == p.id {
-                roots.push(p.id);
-            }
-        }
+        // The world keeps these indexed, so no request walks every provider.
+        let has_trees = world.has_trees();
+        let sharing: HashSet<ProviderId> = world
+            .sharing_trait()
+            .map(|held| world.holders(held).collect())
+            .unwrap_or_default();
+        let mut roots: Vec<ProviderId> = world.roots().collect();
         let anchor_filter = if request.root_traits.is_empty() {
             None
         } else {

@@ -52,6 +52,12 @@ pub struct World {
     by_uuid: HashMap<Uuid, ProviderId>,
     children: HashMap<ProviderId, BTreeSet<ProviderId>>,
     members: HashMap<AggregateId, BTreeSet<ProviderId>>,
+    /// The providers holding each trait.
+    holders: HashMap<TraitId, BTreeSet<ProviderId>>,
+    /// The providers that are their own root.
+    roots: BTreeSet<ProviderId>,
+    /// How many providers have a parent.
+    with_parent: usize,
     class_ids: HashMap<String, ClassId>,
     class_names: HashMap<ClassId, String>,
     trait_ids: HashMap<String, TraitId>,
@@ -131,12 +137,19 @@ impl World {
         self.by_uuid.insert(provider.uuid, provider.id);
         if let Some(parent) = provider.parent {
             self.children.entry(parent).or_default().insert(provider.id);
+            self.with_parent += 1;
+        }
+        if provider.root == provider.id {
+            self.roots.insert(provider.id);
         }
         for aggregate in &provider.aggregates {
             self.members
                 .entry(*aggregate)
                 .or_default()
                 .insert(provider.id);
+        }
+        for held in &provider.traits {
+            self.holders.entry(*held).or_default().insert(provider.id);
         }
         self.providers.insert(provider.id, provider);
     }
@@ -147,21 +160,16 @@ impl World {
             return;
         };
         self.by_uuid.remove(&old.uuid);
-        if let Some(parent) = old.parent
-            && let Some(siblings) = self.children.get_mut(&parent)
-        {
-            siblings.remove(&id);
-            if siblings.is_empty() {
-                self.children.remove(&parent);
-            }
+        if let Some(parent) = old.parent {
+            self.with_parent -= 1;
+            forget(&mut self.children, parent, id);
         }
+        self.roots.remove(&id);
         for aggregate in &old.aggregates {
-            if let Some(members) = self.members.get_mut(aggregate) {
-                members.remove(&id);
-                if members.is_empty() {
-                    self.members.remove(aggregate);
-                }
-            }
+            forget(&mut self.members, *aggregate, id);
+        }
+        for held in &old.traits {
+            forget(&mut self.holders, *held, id);
         }
     }
 
@@ -183,6 +191,21 @@ impl World {
 
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+
+    /// The providers that are their own root, ascending.
+    pub fn roots(&self) -> impl Iterator<Item = ProviderId> + '_ {
+        self.roots.iter().copied()
+    }
+
+    /// True when some provider has a parent.
+    pub fn has_trees(&self) -> bool {
+        self.with_parent > 0
+    }
+
+    /// The providers holding a trait, ascending.
+    pub fn holders(&self, held: TraitId) -> impl Iterator<Item = ProviderId> + '_ {
+        self.holders.get(&held).into_iter().flatten().copied()
     }
 
     /// Direct children of a provider, by id.
@@ -223,6 +246,20 @@ impl World {
     }
 }
 
+/// Takes `id` out of the set `index[key]`, dropping the set once empty.
+fn forget<K: std::hash::Hash + Eq>(
+    index: &mut HashMap<K, BTreeSet<ProviderId>>,
+    key: K,
+    id: ProviderId,
+) {
+    if let Some(set) = index.get_mut(&key) {
+        set.remove(&id);
+        if set.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +294,29 @@ mod tests {
         world.remove_provider(2);
         assert_eq!(world.members(7).collect::<Vec<_>>(), vec![1, 3]);
         assert!(world.provider_by_uuid(&Uuid::from_u128(2)).is_none());
+    }
+
+    #[test]
+    fn roots_trees_and_trait_holders_follow_upserts_and_removals() {
+        let mut world = World::new();
+        let with_trait = |mut p: Provider, held: TraitId| {
+            p.traits.insert(held);
+            p
+        };
+        world.upsert_provider(with_trait(provider(5, None, 5), 9));
+        world.upsert_provider(provider(3, None, 3));
+        assert_eq!(world.roots().collect::<Vec<_>>(), vec![3, 5]);
+        assert!(!world.has_trees());
+        assert_eq!(world.holders(9).collect::<Vec<_>>(), vec![5]);
+        // 3 moves under 5 and takes the trait; 5 loses it.
+        world.upsert_provider(with_trait(provider(3, Some(5), 5), 9));
+        world.upsert_provider(provider(5, None, 5));
+        assert_eq!(world.roots().collect::<Vec<_>>(), vec![5]);
+        assert!(world.has_trees());
+        assert_eq!(world.holders(9).collect::<Vec<_>>(), vec![3]);
+        world.remove_provider(3);
+        assert!(!world.has_trees());
+        assert_eq!(world.holders(9).count(), 0);
+        assert_eq!(world.roots().collect::<Vec<_>>(), vec![5]);
     }
 }
