@@ -10,18 +10,25 @@ use crate::support::TestServer;
 
 const PROVIDER: &str = "7b3f4b0a-0000-4000-8000-000000000001";
 
-/// A provider with `total` VCPU (class id 0), straight into the database.
+/// `PROVIDER` with `total` VCPU, straight into the database.
 fn provider_with_vcpus(server: &TestServer, total: i64) {
+    root_with_vcpus(server, 1, PROVIDER, total);
+}
+
+/// A root provider with `total` VCPU (class id 0), straight into the
+/// database.
+fn root_with_vcpus(server: &TestServer, id: i32, uuid: &str, total: i64) {
     let mut connection = server.database.connection();
     diesel::sql_query(format!(
         "INSERT INTO resource_providers (id, uuid, name, root_provider_id) \
-         VALUES (1, '{PROVIDER}', 'rp', 1)"
+         VALUES ({id}, '{uuid}', 'rp{id}', {id})"
     ))
     .execute(&mut connection)
     .expect("insert provider");
     diesel::sql_query(format!(
         "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
-         min_unit, max_unit, step_size, allocation_ratio) VALUES (1, 0, {total}, 0, 1, {total}, 1, 1.0)"
+         min_unit, max_unit, step_size, allocation_ratio) \
+         VALUES ({id}, 0, {total}, 0, 1, {total}, 1, 1.0)"
     ))
     .execute(&mut connection)
     .expect("insert inventory");
@@ -124,22 +131,7 @@ fn crossing_batch_writes_do_not_deadlock() {
         config.pool_size = 4;
     });
     provider_with_vcpus(&server, 1000);
-    {
-        let mut connection = server.database.connection();
-        diesel::sql_query(format!(
-            "INSERT INTO resource_providers (id, uuid, name, root_provider_id) \
-             VALUES (2, '{SECOND}', 'rp2', 2)"
-        ))
-        .execute(&mut connection)
-        .expect("insert provider");
-        diesel::sql_query(
-            "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
-             min_unit, max_unit, step_size, allocation_ratio) \
-             VALUES (2, 0, 1000, 0, 1, 1000, 1, 1.0)",
-        )
-        .execute(&mut connection)
-        .expect("insert inventory");
-    }
+    root_with_vcpus(&server, 2, SECOND, 1000);
     let client = server.client();
     let on = |provider: &str| {
         json!({

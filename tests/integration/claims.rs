@@ -2,7 +2,6 @@
 //! no provider may end up over capacity, and every accepted claim must
 //! show in the usages.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use serde_json::json;
 
 use crate::support::TestDatabase;
 use crate::support::http::Client;
+use crate::support::process::ServerProcess;
 
 const PROCESSES: usize = 3;
 const CLIENTS: usize = 32;
@@ -18,60 +18,11 @@ const PROVIDERS: usize = 4;
 /// Capacity per provider: (total - reserved) * ratio = (12 - 2) * 2.0.
 const VCPU_CAPACITY: i64 = 20;
 
-struct ServerProcess {
-    child: Child,
-    client: Client,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
-
-fn start_process(database_url: &str) -> ServerProcess {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_placement"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("PORT", port.to_string())
-        .env("RBAC", "legacy")
-        .env("PLACEMENT_WORKERS", "2")
-        .env("PLACEMENT_DB_POOL_SIZE", "8")
-        .env("PLACEMENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start placement");
-    let client = Client::new(&format!("http://127.0.0.1:{port}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("http://127.0.0.1:{port}/"))
-            .call()
-            .is_ok()
-        {
-            return ServerProcess { child, client };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server process did not start");
-}
-
 #[test]
 fn many_clients_on_several_processes_never_over_allocate() {
     let database = TestDatabase::new();
     let processes: Vec<ServerProcess> = (0..PROCESSES)
-        .map(|_| start_process(&database.url()))
+        .map(|_| ServerProcess::start(&database.url(), 8))
         .collect();
     let admin = processes[0].client.clone();
     let mut providers = Vec::new();

@@ -3,8 +3,7 @@
 //! refresh, a transaction that commits after a later one is not missed,
 //! and a change log pruned past a process's position makes it reload.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Uuid as SqlUuid, Varchar};
@@ -13,6 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::http::Client;
+use crate::support::process::ServerProcess;
 use crate::support::{TestDatabase, TestServer};
 
 fn generation(client: &Client, provider: &str) -> i64 {
@@ -403,51 +403,6 @@ fn incremental_refreshes_under_concurrent_writers_match_a_full_load() {
 
 // --- several processes -----------------------------------------------------
 
-struct ServerProcess {
-    child: Child,
-    client: Client,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_process(database_url: &str) -> ServerProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_placement"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("PORT", port.to_string())
-        .env("RBAC", "legacy")
-        .env("PLACEMENT_WORKERS", "2")
-        .env("PLACEMENT_DB_POOL_SIZE", "4")
-        .env("PLACEMENT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start placement");
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("{base}/")).call().is_ok() {
-            return ServerProcess {
-                child,
-                client: Client::new(&base),
-            };
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server process did not start");
-}
-
 fn candidate_providers(client: &Client, query: &str) -> Vec<String> {
     let reply = client.get(&format!("/allocation_candidates?{query}"));
     assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -460,8 +415,8 @@ fn candidate_providers(client: &Client, query: &str) -> Vec<String> {
 #[test]
 fn a_write_through_one_process_shows_in_candidates_of_another() {
     let database = TestDatabase::new();
-    let writer = start_process(&database.url());
-    let reader = start_process(&database.url());
+    let writer = ServerProcess::start(&database.url(), 4);
+    let reader = ServerProcess::start(&database.url(), 4);
     // Both have loaded their world; the reader has answered once.
     assert!(candidate_providers(&reader.client, "resources=VCPU:1").is_empty());
 
