@@ -493,7 +493,7 @@ fn write_attempt(
 }
 
 /// The provider uuids a write names, first mention first.
-fn named_providers(writes: &[ConsumerAllocations]) -> Vec<&str> {
+pub(crate) fn named_providers(writes: &[ConsumerAllocations]) -> Vec<&str> {
     distinct(
         writes
             .iter()

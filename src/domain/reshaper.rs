@@ -37,12 +37,7 @@ pub fn reshape(
         let provider_uuids: Vec<Uuid> = requested
             .iter()
             .map(|inventory| inventory.provider_uuid.as_str())
-            .chain(
-                writes
-                    .iter()
-                    .flat_map(|write| &write.allocations)
-                    .map(|part| part.provider_uuid.as_str()),
-            )
+            .chain(allocations::named_providers(writes))
             .filter_map(|uuid| Uuid::parse_str(uuid).ok())
             .collect();
         let consumer_uuids: Vec<Uuid> = writes.iter().map(|write| write.consumer_uuid).collect();
