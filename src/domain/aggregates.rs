@@ -6,8 +6,7 @@
 use uuid::Uuid;
 
 use crate::domain::resource_providers as providers;
-use crate::errors::{DomainError, ErrorCode};
-use crate::storage;
+use crate::errors::DomainError;
 use crate::storage::Connection;
 use crate::storage::aggregates as store;
 use crate::storage::resource_providers::ProviderRow;
@@ -22,30 +21,47 @@ pub fn list_for_provider(
     Ok((provider, aggregates))
 }
 
-/// Replaces the aggregates of `provider`. With `generation` (1.19 on) the
-/// client's generation must be current and the write bumps it; without,
-/// the generation is left alone, as upstream does before 1.19.
+/// How often a write whose new aggregate another writer created at the
+/// same moment is run again; one more run sees that row.
+const CREATION_RACE_RETRIES: usize = 3;
+
+/// Replaces the aggregates of the provider. With `generation` (1.19 on)
+/// the client's generation must be current and the write bumps it;
+/// without, the generation is left alone, as upstream does before 1.19.
+/// Returns the provider's generation after the write.
 pub fn set_for_provider(
     connection: &mut Connection,
     provider_uuid: &str,
     aggregates: &[Uuid],
     generation: Option<i64>,
-) -> Result<ProviderRow, DomainError> {
-    storage::write_transaction(connection, |connection| {
-        let mut provider = providers::find(connection, provider_uuid)?;
+) -> Result<i32, DomainError> {
+    let not_found = || {
+        DomainError::not_found(format!(
+            "No resource provider with uuid {provider_uuid} found"
+        ))
+    };
+    let uuid = Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let mut distinct = aggregates.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for _ in 0..CREATION_RACE_RETRIES {
+        let outcome = store::replace_for_provider_uuid(connection, uuid, generation, &distinct)?
+            .ok_or_else(not_found)?;
         if let Some(expected) = generation {
-            providers::check_generation(&provider, expected, providers::GENERATION_CHANGED)?;
+            providers::check_generation(
+                outcome.generation,
+                expected,
+                providers::GENERATION_CHANGED,
+            )?;
         }
-        let ids = store::ensure(connection, aggregates)?;
-        let expected = generation.map(|_| provider.generation);
-        if let Some(bumped) = store::replace_and_bump(connection, provider.id, expected, &ids)? {
-            provider.generation = bumped.ok_or_else(|| {
-                DomainError::conflict(
-                    ErrorCode::ConcurrentUpdate,
-                    "Another thread concurrently updated the data. Please retry your update",
-                )
-            })?;
+        if !outcome.complete {
+            continue;
         }
-        Ok(provider)
-    })
+        return match (generation, outcome.written) {
+            (None, _) if outcome.applied => Ok(outcome.generation),
+            (Some(_), Some(written)) => Ok(written),
+            _ => Err(providers::concurrent_update()),
+        };
+    }
+    Err(providers::concurrent_update())
 }

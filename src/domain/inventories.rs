@@ -109,28 +109,23 @@ pub fn resolve_classes(
 /// The inventory handlers' text for a stale provider generation.
 const GENERATION_CONFLICT: &str = "resource provider generation conflict";
 
-/// Logs, as upstream does, the classes whose usage now exceeds the
-/// capacity just written. Such writes are allowed.
-fn warn_over_capacity(
-    connection: &mut Connection,
-    provider: &ProviderRow,
-    records: &[(i32, Limits)],
-    class_ids: &[i32],
-) -> Result<(), DomainError> {
-    for (class_id, used) in store::usage_by_class(connection, provider.id, class_ids)? {
+/// Logs, as upstream does, the classes whose usage (`usage`, by class)
+/// now exceeds the capacity just written (`records`). Such writes are
+/// allowed.
+fn warn_over_capacity(provider_uuid: &uuid::Uuid, records: &[(i32, Limits)], usage: &[(i32, i64)]) {
+    for (class_id, used) in usage {
         let over = records
             .iter()
-            .find(|(id, _)| *id == class_id)
-            .is_some_and(|(_, limits)| used as f64 > whole_capacity(limits));
+            .find(|(id, _)| id == class_id)
+            .is_some_and(|(_, limits)| *used as f64 > whole_capacity(limits));
         if over {
             tracing::warn!(
-                resource_provider.uuid = %provider.uuid,
+                resource_provider.uuid = %provider_uuid,
                 resource_class.id = class_id,
                 "Resource provider is now over-capacity"
             );
         }
     }
-    Ok(())
 }
 
 /// A provider and its inventories (with class names).
@@ -208,7 +203,7 @@ pub fn update(
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
     storage::write_transaction(connection, |connection| {
         let mut provider = providers::find(connection, provider_uuid)?;
-        providers::check_generation(&provider, generation, GENERATION_CONFLICT)?;
+        providers::check_generation(provider.generation, generation, GENERATION_CONFLICT)?;
         check_capacity(&provider.uuid.to_string(), inventory, rule).map_err(|error| {
             DomainError::prefixed(
                 error,
@@ -232,12 +227,8 @@ pub fn update(
                 provider.uuid, inventory.resource_class
             )));
         };
-        warn_over_capacity(
-            connection,
-            &provider,
-            &[(class_id, inventory.limits)],
-            &[class_id],
-        )?;
+        let usage = store::usage_by_class(connection, provider.id, &[class_id])?;
+        warn_over_capacity(&provider.uuid, &[(class_id, inventory.limits)], &usage);
         provider.generation = providers::bump_generation(connection, &provider)
             .map_err(|error| DomainError::prefixed(error, "update conflict: "))?;
         Ok((provider, row))
@@ -245,52 +236,85 @@ pub fn update(
 }
 
 /// Replaces the provider's whole inventory (PUT of all classes), if the
-/// provider is still at `generation`. Returns the provider at its new
-/// generation.
+/// provider is still at `generation`. Returns its new generation. Errors
+/// in upstream's order: the provider (404), its generation (409), the
+/// records (400: capacity, unknown class), a removed class in use (409),
+/// the compare-and-swap (409). The write is one statement
+/// (`store::replace_all_for_uuid`); a bad record is answered after a read
+/// of the provider, which the errors before it need.
 pub fn replace_all(
     connection: &mut Connection,
     provider_uuid: &str,
     generation: i64,
     inventories: &[Inventory],
     rule: ReservedRule,
-) -> Result<ProviderRow, DomainError> {
-    storage::write_transaction(connection, |connection| {
-        let not_found = || {
-            DomainError::not_found(format!(
-                "No resource provider with uuid {provider_uuid} found"
-            ))
-        };
-        let parsed = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
-        let (mut provider, existing) =
-            store::provider_with_classes(connection, parsed)?.ok_or_else(not_found)?;
-        providers::check_generation(&provider, generation, GENERATION_CONFLICT)?;
-        let uuid = provider.uuid.to_string();
-        for inventory in inventories {
-            check_capacity(&uuid, inventory, rule).map_err(|error| {
-                DomainError::prefixed(
-                    error,
-                    &format!("Unable to update inventory for resource provider {uuid}: "),
-                )
-            })?;
+) -> Result<i32, DomainError> {
+    let not_found = || {
+        DomainError::not_found(format!(
+            "No resource provider with uuid {provider_uuid} found"
+        ))
+    };
+    let uuid = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let records = match records_of(connection, &uuid.to_string(), inventories, rule) {
+        Ok(records) => records,
+        Err(error) => {
+            let provider = providers::find(connection, provider_uuid)?;
+            providers::check_generation(provider.generation, generation, GENERATION_CONFLICT)?;
+            return Err(error);
         }
-        let names: Vec<&str> = inventories
-            .iter()
-            .map(|inventory| inventory.resource_class.as_str())
-            .collect();
-        let class_ids = resolve_classes(connection, &names).map_err(|error| {
+    };
+    let values: Vec<(i32, InventoryValues)> = records
+        .iter()
+        .map(|(class_id, limits)| (*class_id, values_of(limits)))
+        .collect();
+    let outcome = store::replace_all_for_uuid(connection, uuid, generation, &values)?
+        .ok_or_else(not_found)?;
+    providers::check_generation(outcome.generation, generation, GENERATION_CONFLICT)?;
+    if !outcome.in_use.is_empty() {
+        let error = in_use_error(connection, &outcome.in_use, &uuid)?;
+        return Err(DomainError::prefixed(error, "update conflict: "));
+    }
+    let usage: Vec<(i32, i64)> = outcome
+        .used_classes
+        .iter()
+        .copied()
+        .zip(outcome.used_amounts.iter().copied())
+        .collect();
+    warn_over_capacity(&uuid, &records, &usage);
+    outcome
+        .written
+        .ok_or_else(|| DomainError::prefixed(providers::concurrent_update(), "update conflict: "))
+}
+
+/// The checked records of a whole-inventory write, with their class ids.
+fn records_of(
+    connection: &mut Connection,
+    provider_uuid: &str,
+    inventories: &[Inventory],
+    rule: ReservedRule,
+) -> Result<Vec<(i32, Limits)>, DomainError> {
+    for inventory in inventories {
+        check_capacity(provider_uuid, inventory, rule).map_err(|error| {
             DomainError::prefixed(
-                error.not_found_as_bad_request(),
-                &format!("Unknown resource class in inventory for resource provider {uuid}: "),
+                error,
+                &format!("Unable to update inventory for resource provider {provider_uuid}: "),
             )
         })?;
-        let records: Vec<(i32, Limits)> = class_ids
-            .into_iter()
-            .zip(inventories.iter().map(|inventory| inventory.limits))
-            .collect();
-        provider.generation = replace_known(connection, &provider, &existing, &records)
-            .map_err(|error| DomainError::prefixed(error, "update conflict: "))?;
-        Ok(provider)
-    })
+    }
+    let names: Vec<&str> = inventories
+        .iter()
+        .map(|inventory| inventory.resource_class.as_str())
+        .collect();
+    let class_ids = resolve_classes(connection, &names).map_err(|error| {
+        DomainError::prefixed(
+            error.not_found_as_bad_request(),
+            &format!("Unknown resource class in inventory for resource provider {provider_uuid}: "),
+        )
+    })?;
+    Ok(class_ids
+        .into_iter()
+        .zip(inventories.iter().map(|inventory| inventory.limits))
+        .collect())
 }
 
 /// Replaces a provider's whole inventory with `records` (class id and
@@ -328,12 +352,8 @@ fn replace_known(
     if !to_delete.is_empty() {
         let in_use = store::usage_by_class(connection, provider.id, &to_delete)?;
         if !in_use.is_empty() {
-            let names = classes::names_by_id(connection)?;
-            let in_use: Vec<&str> = in_use
-                .iter()
-                .map(|(class_id, _)| names.get(class_id).map_or("", String::as_str))
-                .collect();
-            return Err(in_use_error(&in_use.join(", "), provider));
+            let class_ids: Vec<i32> = in_use.iter().map(|(class_id, _)| *class_id).collect();
+            return Err(in_use_error(connection, &class_ids, &provider.uuid)?);
         }
         store::delete(connection, provider.id, &to_delete)?;
     }
@@ -344,28 +364,33 @@ fn replace_known(
     let mut updated: Vec<i32> = existing.intersection(&wanted).copied().collect();
     if !updated.is_empty() {
         updated.sort_unstable();
-        warn_over_capacity(connection, provider, records, &updated)?;
+        let usage = store::usage_by_class(connection, provider.id, &updated)?;
+        warn_over_capacity(&provider.uuid, records, &usage);
     }
     // The generation compare-and-swap goes with the upsert, in one
     // statement.
-    store::upsert_and_bump(connection, provider.id, provider.generation, &values)?.ok_or_else(
-        || {
-            DomainError::conflict(
-                ErrorCode::ConcurrentUpdate,
-                "Another thread concurrently updated the data. Please retry your update",
-            )
-        },
-    )
+    store::upsert_and_bump(connection, provider.id, provider.generation, &values)?
+        .ok_or_else(providers::concurrent_update)
 }
 
-fn in_use_error(classes: &str, provider: &ProviderRow) -> DomainError {
-    DomainError::conflict(
+/// 409 `placement.inventory.inuse` naming the classes `class_ids`.
+fn in_use_error(
+    connection: &mut Connection,
+    class_ids: &[i32],
+    provider_uuid: &uuid::Uuid,
+) -> Result<DomainError, DomainError> {
+    let names = classes::names_by_id(connection)?;
+    let in_use: Vec<&str> = class_ids
+        .iter()
+        .map(|class_id| names.get(class_id).map_or("", String::as_str))
+        .collect();
+    Ok(DomainError::conflict(
         ErrorCode::InventoryInUse,
         format!(
-            "Inventory for '{classes}' on resource provider '{}' in use.",
-            provider.uuid
+            "Inventory for '{}' on resource provider '{provider_uuid}' in use.",
+            in_use.join(", ")
         ),
-    )
+    ))
 }
 
 /// Removes the provider's inventory of one class, unless allocated.

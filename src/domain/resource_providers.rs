@@ -28,12 +28,16 @@ pub fn bump_generation(
     connection: &mut Connection,
     provider: &ProviderRow,
 ) -> Result<i32, DomainError> {
-    store::bump_generation(connection, provider.id, provider.generation)?.ok_or_else(|| {
-        DomainError::conflict(
-            ErrorCode::ConcurrentUpdate,
-            "Another thread concurrently updated the data. Please retry your update",
-        )
-    })
+    store::bump_generation(connection, provider.id, provider.generation)?
+        .ok_or_else(concurrent_update)
+}
+
+/// A lost generation compare-and-swap, in upstream's words.
+pub fn concurrent_update() -> DomainError {
+    DomainError::conflict(
+        ErrorCode::ConcurrentUpdate,
+        "Another thread concurrently updated the data. Please retry your update",
+    )
 }
 
 /// Upstream's text for a stale provider generation in the traits and
@@ -44,11 +48,11 @@ pub const GENERATION_CHANGED: &str =
 /// 409 `conflict_text` unless the client's generation is the provider's
 /// current one (upstream's handlers word it differently).
 pub fn check_generation(
-    provider: &ProviderRow,
+    current: i32,
     expected: i64,
     conflict_text: &str,
 ) -> Result<(), DomainError> {
-    if i64::from(provider.generation) == expected {
+    if i64::from(current) == expected {
         Ok(())
     } else {
         Err(DomainError::conflict(

@@ -6,7 +6,6 @@ use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage;
 use crate::storage::Connection;
-use crate::storage::resource_providers::ProviderRow;
 use crate::storage::traits::{self as store, TraitRow};
 
 const CUSTOM_PREFIX: &str = "CUSTOM_";
@@ -35,24 +34,15 @@ pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError
     })
 }
 
-/// Looks up trait rows by name; a name that does not exist is a 400
-/// listing every missing one.
-pub fn resolve_names(
-    connection: &mut Connection,
-    names: &[String],
-) -> Result<Vec<TraitRow>, DomainError> {
-    let filter = store::TraitFilter {
-        name_in: Some(names.to_vec()),
-        ..store::TraitFilter::default()
-    };
-    let rows = store::list(connection, &filter)?;
+/// 400 listing the `names` that have no row in `rows`.
+fn missing_names(names: &[String], rows: &[TraitRow]) -> Result<(), DomainError> {
     let missing: Vec<&str> = names
         .iter()
         .filter(|name| !rows.iter().any(|row| &row.name == *name))
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
-        Ok(rows)
+        Ok(())
     } else {
         Err(DomainError::bad_request(format!(
             "No such trait {}",
@@ -62,32 +52,34 @@ pub fn resolve_names(
 }
 
 /// Replaces a provider's traits if its generation is still `generation`.
+/// Returns the provider's new generation and the trait rows. Checks in
+/// upstream's order: the provider (404), its generation (409), the names
+/// (400), then the compare-and-swap (409).
 pub fn set_for_provider(
     connection: &mut Connection,
     provider_uuid: &str,
     generation: i64,
     names: &[String],
-) -> Result<(ProviderRow, Vec<TraitRow>), DomainError> {
-    storage::write_transaction(connection, |connection| {
-        let mut provider = providers::find(connection, provider_uuid)?;
-        providers::check_generation(&provider, generation, providers::GENERATION_CHANGED)?;
-        let rows = resolve_names(connection, names)?;
-        let mut ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        provider.generation =
-            store::replace_and_bump(connection, provider.id, provider.generation, &ids)?
-                .ok_or_else(concurrent_update)?;
-        Ok((provider, rows))
-    })
-}
-
-/// The compare-and-swap's lost race, as `providers::bump_generation` says it.
-fn concurrent_update() -> DomainError {
-    DomainError::conflict(
-        ErrorCode::ConcurrentUpdate,
-        "Another thread concurrently updated the data. Please retry your update",
-    )
+) -> Result<(i32, Vec<TraitRow>), DomainError> {
+    let not_found = || {
+        DomainError::not_found(format!(
+            "No resource provider with uuid {provider_uuid} found"
+        ))
+    };
+    let uuid = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let mut distinct = names.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let outcome = store::replace_for_provider_uuid(connection, uuid, generation, &distinct)?
+        .ok_or_else(not_found)?;
+    providers::check_generation(
+        outcome.generation,
+        generation,
+        providers::GENERATION_CHANGED,
+    )?;
+    missing_names(names, &outcome.traits)?;
+    let written = outcome.written.ok_or_else(providers::concurrent_update)?;
+    Ok((written, outcome.traits))
 }
 
 /// Removes every trait of a provider.

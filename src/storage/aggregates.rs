@@ -18,113 +18,93 @@ pub fn list_for_provider(connection: &mut Connection, provider_id: i32) -> Query
         .load(connection)
 }
 
-/// The ids of the aggregates named, creating the rows that do not exist
-/// yet. Safe against a concurrent creator: the insert ignores conflicts and
-/// the ids are read afterwards. When every one exists (the common case:
-/// aggregates are shared) only the first read runs. `uuids` are distinct.
-///
-/// ```sql
-/// SELECT id FROM placement_aggregates WHERE uuid = ANY($uuids);
-/// -- when some are missing:
-/// INSERT INTO placement_aggregates (uuid) VALUES ($1), ... ON CONFLICT DO NOTHING;
-/// SELECT id FROM placement_aggregates WHERE uuid = ANY($uuids);
-/// ```
-pub fn ensure(connection: &mut Connection, uuids: &[Uuid]) -> QueryResult<Vec<i32>> {
-    if uuids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let known: Vec<i32> = placement_aggregates::table
-        .filter(placement_aggregates::uuid.eq_any(uuids))
-        .select(placement_aggregates::id)
-        .load(connection)?;
-    if known.len() == uuids.len() {
-        return Ok(known);
-    }
-    let rows: Vec<_> = uuids
-        .iter()
-        .map(|uuid| placement_aggregates::uuid.eq(*uuid))
-        .collect();
-    diesel::insert_into(placement_aggregates::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(connection)?;
-    placement_aggregates::table
-        .filter(placement_aggregates::uuid.eq_any(uuids))
-        .select(placement_aggregates::id)
-        .load(connection)
+/// What one `replace_for_provider_uuid` statement found and did.
+#[derive(QueryableByName, Debug)]
+pub struct ProviderAggregatesWrite {
+    /// The provider's generation as the statement first read it.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub generation: i32,
+    /// Its generation after a checked write; `None` when none was done.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub written: Option<i32>,
+    /// Whether the links were replaced.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub applied: bool,
+    /// Whether the statement saw a row for every aggregate. It does not
+    /// when another transaction created one of them first, committing
+    /// after this statement's snapshot: the statement then writes no
+    /// link and can simply be run again.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub complete: bool,
 }
 
-/// Makes `aggregate_ids` the provider's aggregates: links not wanted are
-/// removed, missing ones added.
-pub fn replace_for_provider(
-    connection: &mut Connection,
-    provider_id: i32,
-    aggregate_ids: &[i32],
-) -> QueryResult<()> {
-    diesel::delete(
-        resource_provider_aggregates::table
-            .filter(resource_provider_aggregates::resource_provider_id.eq(provider_id))
-            .filter(resource_provider_aggregates::aggregate_id.ne_all(aggregate_ids)),
-    )
-    .execute(connection)?;
-    if aggregate_ids.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<_> = aggregate_ids
-        .iter()
-        .map(|aggregate_id| {
-            (
-                resource_provider_aggregates::resource_provider_id.eq(provider_id),
-                resource_provider_aggregates::aggregate_id.eq(*aggregate_id),
-            )
-        })
-        .collect();
-    diesel::insert_into(resource_provider_aggregates::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(connection)?;
-    Ok(())
-}
-
-/// Makes `aggregate_ids` the provider's aggregates and, when `expected`
-/// is given, moves the provider from that generation on by
-/// compare-and-swap, in one statement. `Some(None)` when the generation
-/// moved (the caller rolls back); `None` when no bump was asked.
+/// Makes the aggregates `uuids` (distinct) the aggregates of the provider
+/// `uuid`, creating the aggregate rows that do not exist yet: one
+/// statement, atomic without a transaction around it, so the write costs
+/// one round trip. With `expected` (1.19 on) the provider must be at that
+/// generation and the write bumps it; without, the generation is left
+/// alone. `None` when there is no such provider; when a condition fails
+/// no link is written and the answer says which.
 ///
 /// ```sql
-/// WITH gone AS (
-///     DELETE FROM resource_provider_aggregates
-///     WHERE resource_provider_id = $1 AND aggregate_id <> ALL($4)
-/// ), added AS (
-///     INSERT INTO resource_provider_aggregates (resource_provider_id, aggregate_id)
-///     SELECT $1, a FROM unnest($4::integer[]) a ON CONFLICT DO NOTHING
-/// )
-/// UPDATE resource_providers SET generation = $2 + 1, updated_at = now()
-/// WHERE id = $1 AND generation = $2 AND $3 RETURNING generation
+/// WITH provider AS (SELECT id, generation FROM resource_providers WHERE uuid = $1),
+///      created AS (INSERT INTO placement_aggregates ... the missing ones
+///                  ON CONFLICT DO NOTHING RETURNING id),
+///      wanted AS (the existing ids UNION ALL created),
+///      bumped AS (UPDATE resource_providers ... WHERE $3 AND generation = $2
+///                 AND every aggregate was seen RETURNING ...),
+///      target AS (bumped, or the provider when no generation is checked),
+///      gone AS (DELETE the links of target not wanted),
+///      added AS (INSERT wanted x target ON CONFLICT DO NOTHING)
+/// SELECT provider.generation, bumped.generation, target exists, complete
 /// ```
-pub fn replace_and_bump(
+pub fn replace_for_provider_uuid(
     connection: &mut Connection,
-    provider_id: i32,
-    expected: Option<i32>,
-    aggregate_ids: &[i32],
-) -> QueryResult<Option<Option<i32>>> {
-    use diesel::sql_types::{Array, Bool, Integer};
-    const SQL: &str = "WITH gone AS ( \
-             DELETE FROM resource_provider_aggregates \
-             WHERE resource_provider_id = $1 AND aggregate_id <> ALL($4) \
+    uuid: Uuid,
+    expected: Option<i64>,
+    uuids: &[Uuid],
+) -> QueryResult<Option<ProviderAggregatesWrite>> {
+    use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
+    const SQL: &str = "WITH provider AS ( \
+             SELECT id, generation FROM resource_providers WHERE uuid = $1 \
+         ), created AS ( \
+             INSERT INTO placement_aggregates (uuid) \
+             SELECT u FROM unnest($4::uuid[]) u \
+             WHERE EXISTS (SELECT 1 FROM provider WHERE NOT $3 OR generation = $2) \
+               AND NOT EXISTS (SELECT 1 FROM placement_aggregates a WHERE a.uuid = u) \
+             ON CONFLICT DO NOTHING RETURNING id \
+         ), wanted AS ( \
+             SELECT id FROM placement_aggregates WHERE uuid = ANY($4) \
+             UNION ALL SELECT id FROM created \
+         ), complete AS ( \
+             SELECT (SELECT count(*) FROM wanted) = cardinality($4::uuid[]) AS complete \
+         ), bumped AS ( \
+             UPDATE resource_providers rp SET generation = rp.generation + 1, updated_at = now() \
+             FROM provider, complete \
+             WHERE rp.id = provider.id AND $3 AND rp.generation = $2 AND complete.complete \
+             RETURNING rp.id, rp.generation \
+         ), target AS ( \
+             SELECT id FROM bumped \
+             UNION ALL SELECT provider.id FROM provider, complete \
+             WHERE NOT $3 AND complete.complete \
+         ), gone AS ( \
+             DELETE FROM resource_provider_aggregates link USING target \
+             WHERE link.resource_provider_id = target.id \
+               AND link.aggregate_id NOT IN (SELECT id FROM wanted) \
          ), added AS ( \
              INSERT INTO resource_provider_aggregates (resource_provider_id, aggregate_id) \
-             SELECT $1, a FROM unnest($4::integer[]) a ON CONFLICT DO NOTHING \
+             SELECT target.id, wanted.id FROM target, wanted ON CONFLICT DO NOTHING \
          ) \
-         UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
-         WHERE id = $1 AND generation = $2 AND $3 RETURNING generation";
-    let rows: Vec<super::resource_providers::GenerationRow> = super::prepared::Prepared(
+         SELECT provider.generation, bumped.generation AS written, \
+                EXISTS (SELECT 1 FROM target) AS applied, complete.complete \
+         FROM provider CROSS JOIN complete LEFT JOIN bumped ON true";
+    let rows: Vec<ProviderAggregatesWrite> = super::prepared::Prepared(
         diesel::sql_query(SQL)
-            .bind::<Integer, _>(provider_id)
-            .bind::<Integer, _>(expected.unwrap_or_default())
+            .bind::<SqlUuid, _>(uuid)
+            .bind::<BigInt, _>(expected.unwrap_or_default())
             .bind::<Bool, _>(expected.is_some())
-            .bind::<Array<Integer>, _>(aggregate_ids),
+            .bind::<Array<SqlUuid>, _>(uuids),
     )
     .load(connection)?;
-    Ok(expected.map(|_| rows.first().map(|row| row.generation)))
+    Ok(rows.into_iter().next())
 }

@@ -8,7 +8,6 @@ use diesel::upsert::excluded;
 
 use super::Connection;
 use super::prepared::Prepared;
-use super::resource_providers::ProviderRow;
 use super::schema::{inventories, resource_classes};
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -275,27 +274,119 @@ pub fn class_ids_by_name(
     Ok(ids)
 }
 
-/// A provider by uuid, with the classes it has inventory of, in one query.
+/// What one `replace_all_for_uuid` statement found and did.
+#[derive(QueryableByName, Debug)]
+pub struct ReplaceAllOutcome {
+    /// The provider's generation as the statement first read it.
+    #[diesel(sql_type = Integer)]
+    pub generation: i32,
+    /// Its generation after the write; `None` when nothing was written.
+    #[diesel(sql_type = diesel::sql_types::Nullable<Integer>)]
+    pub written: Option<i32>,
+    /// Classes with allocations that the new inventory leaves out (their
+    /// inventory cannot be removed: nothing was written).
+    #[diesel(sql_type = Array<Integer>)]
+    pub in_use: Vec<i32>,
+    /// The classes written that have allocations, and how much.
+    #[diesel(sql_type = Array<Integer>)]
+    pub used_classes: Vec<i32>,
+    #[diesel(sql_type = Array<BigInt>)]
+    pub used_amounts: Vec<i64>,
+}
+
+/// Replaces the whole inventory of the provider `uuid` with `records`, if
+/// it is at generation `expected` and no class left out has allocations,
+/// and bumps its generation: one statement, atomic without a transaction
+/// around it, so the write costs one round trip. `None` when there is no
+/// such provider. The records go in as arrays, so the text is fixed and
+/// stays prepared.
+///
+/// The compare-and-swap guards the inventory changes: under READ
+/// COMMITTED the `UPDATE` waits for a concurrent writer of the provider
+/// row (an allocation write bumps it too) and checks the generation again
+/// on the row that writer left, so the allocations read for the in-use
+/// check cannot have changed unseen.
 ///
 /// ```sql
-/// SELECT rp.*, ARRAY(SELECT resource_class_id FROM inventories
-///                    WHERE resource_provider_id = rp.id) AS classes
-/// FROM resource_providers rp WHERE rp.uuid = $1
+/// WITH provider AS (SELECT id, generation FROM resource_providers WHERE uuid = $1),
+///      wanted AS (SELECT * FROM unnest($3::integer[], $4::bigint[], ..., $9::float8[])),
+///      usage AS (SELECT resource_class_id, sum(used) FROM allocations ... GROUP BY 1),
+///      in_use AS (classes of usage not wanted),
+///      bumped AS (UPDATE resource_providers ... WHERE generation = $2
+///                 AND NOT EXISTS (SELECT 1 FROM in_use) RETURNING ...),
+///      gone AS (DELETE FROM inventories ... classes of bumped not wanted),
+///      up AS (INSERT INTO inventories ... wanted x bumped
+///             ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE ...)
+/// SELECT provider.generation, bumped.generation, in_use, usage of wanted classes
 /// ```
-pub fn provider_with_classes(
+pub fn replace_all_for_uuid(
     connection: &mut Connection,
     uuid: uuid::Uuid,
-) -> QueryResult<Option<(ProviderRow, Vec<i32>)>> {
-    use super::schema::resource_providers;
-    let classes = diesel::dsl::sql::<Array<Integer>>(
-        "ARRAY(SELECT i.resource_class_id FROM inventories i \
-         WHERE i.resource_provider_id = resource_providers.id)",
-    );
-    resource_providers::table
-        .filter(resource_providers::uuid.eq(uuid))
-        .select((ProviderRow::as_select(), classes))
-        .first(connection)
-        .optional()
+    expected: i64,
+    records: &[(i32, InventoryValues)],
+) -> QueryResult<Option<ReplaceAllOutcome>> {
+    use diesel::sql_types::Uuid as SqlUuid;
+    const SQL: &str = "WITH provider AS ( \
+             SELECT id, generation FROM resource_providers WHERE uuid = $1 \
+         ), wanted AS ( \
+             SELECT * FROM unnest($3::integer[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                                  $7::bigint[], $8::bigint[], $9::float8[]) \
+                 AS w(resource_class_id, total, reserved, min_unit, max_unit, step_size, \
+                      allocation_ratio) \
+         ), usage AS ( \
+             SELECT a.resource_class_id, SUM(a.used)::bigint AS used \
+             FROM allocations a JOIN provider ON a.resource_provider_id = provider.id \
+             GROUP BY a.resource_class_id \
+         ), in_use AS ( \
+             SELECT resource_class_id FROM usage \
+             WHERE resource_class_id NOT IN (SELECT resource_class_id FROM wanted) \
+         ), bumped AS ( \
+             UPDATE resource_providers rp SET generation = rp.generation + 1, updated_at = now() \
+             FROM provider \
+             WHERE rp.id = provider.id AND rp.generation = $2 \
+               AND NOT EXISTS (SELECT 1 FROM in_use) \
+             RETURNING rp.id, rp.generation \
+         ), gone AS ( \
+             DELETE FROM inventories i USING bumped \
+             WHERE i.resource_provider_id = bumped.id \
+               AND i.resource_class_id NOT IN (SELECT resource_class_id FROM wanted) \
+         ), up AS ( \
+             INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
+                                      min_unit, max_unit, step_size, allocation_ratio) \
+             SELECT bumped.id, wanted.* FROM bumped, wanted \
+             ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE \
+             SET total = excluded.total, reserved = excluded.reserved, \
+                 min_unit = excluded.min_unit, max_unit = excluded.max_unit, \
+                 step_size = excluded.step_size, allocation_ratio = excluded.allocation_ratio, \
+                 updated_at = now() \
+         ) \
+         SELECT provider.generation, bumped.generation AS written, \
+                ARRAY(SELECT resource_class_id FROM in_use ORDER BY 1) AS in_use, \
+                ARRAY(SELECT resource_class_id FROM usage ORDER BY 1) AS used_classes, \
+                ARRAY(SELECT used FROM usage ORDER BY resource_class_id) AS used_amounts \
+         FROM provider LEFT JOIN bumped ON true";
+    let column = |pick: fn(&InventoryValues) -> i64| -> Vec<i64> {
+        records.iter().map(|(_, values)| pick(values)).collect()
+    };
+    let classes: Vec<i32> = records.iter().map(|(class_id, _)| *class_id).collect();
+    let ratios: Vec<f64> = records
+        .iter()
+        .map(|(_, values)| values.allocation_ratio)
+        .collect();
+    let rows: Vec<ReplaceAllOutcome> = Prepared(
+        diesel::sql_query(SQL)
+            .bind::<SqlUuid, _>(uuid)
+            .bind::<BigInt, _>(expected)
+            .bind::<Array<Integer>, _>(&classes)
+            .bind::<Array<BigInt>, _>(column(|v| v.total))
+            .bind::<Array<BigInt>, _>(column(|v| v.reserved))
+            .bind::<Array<BigInt>, _>(column(|v| v.min_unit))
+            .bind::<Array<BigInt>, _>(column(|v| v.max_unit))
+            .bind::<Array<BigInt>, _>(column(|v| v.step_size))
+            .bind::<Array<Double>, _>(&ratios),
+    )
+    .load(connection)?;
+    Ok(rows.into_iter().next())
 }
 
 /// Inserts or overwrites several inventories of one provider and moves

@@ -125,44 +125,107 @@ pub fn replace_for_provider(
     Ok(())
 }
 
-/// Makes `trait_ids` the provider's traits (links not wanted removed,
-/// missing ones added) and moves the provider from generation `expected`
-/// on by compare-and-swap, in one statement. `None` when the generation
-/// moved (the caller rolls back).
+/// What one `replace_for_provider_uuid` statement found and did.
+#[derive(Debug)]
+pub struct ProviderTraitsWrite {
+    /// The provider's generation as the statement first read it.
+    pub generation: i32,
+    /// Its generation after the write; `None` when nothing was written.
+    pub written: Option<i32>,
+    /// The rows of the requested names that exist.
+    pub traits: Vec<TraitRow>,
+}
+
+#[derive(QueryableByName)]
+struct ProviderTraitsRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    generation: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    written: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    trait_id: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+/// Makes the traits named `names` (distinct) the traits of the provider
+/// `uuid`, if it is at generation `expected` and every name exists, and
+/// bumps its generation: one statement, atomic without a transaction
+/// around it, so the write costs one round trip. `None` when there is no
+/// such provider. When a condition fails nothing is written and the
+/// answer says which: `written` is `None`, and `generation` and `traits`
+/// tell a stale generation and unknown names apart from a lost race.
+///
+/// The compare-and-swap guards the link changes: under READ COMMITTED
+/// the `UPDATE` waits for a concurrent writer of the provider row and
+/// checks the generation again on the row it left.
 ///
 /// ```sql
-/// WITH gone AS (
-///     DELETE FROM resource_provider_traits
-///     WHERE resource_provider_id = $1 AND trait_id <> ALL($3)
-/// ), added AS (
-///     INSERT INTO resource_provider_traits (trait_id, resource_provider_id)
-///     SELECT t, $1 FROM unnest($3::integer[]) t ON CONFLICT DO NOTHING
-/// )
-/// UPDATE resource_providers SET generation = $2 + 1, updated_at = now()
-/// WHERE id = $1 AND generation = $2 RETURNING generation
+/// WITH provider AS (SELECT id, generation FROM resource_providers WHERE uuid = $1),
+///      wanted AS (SELECT * FROM traits WHERE name = ANY($3)),
+///      bumped AS (UPDATE resource_providers ... WHERE generation = $2
+///                 AND (SELECT count(*) FROM wanted) = cardinality($3) RETURNING ...),
+///      gone AS (DELETE FROM resource_provider_traits ... links of bumped not wanted),
+///      added AS (INSERT INTO resource_provider_traits ... wanted x bumped ON CONFLICT DO NOTHING)
+/// SELECT ... FROM provider LEFT JOIN bumped LEFT JOIN wanted
 /// ```
-pub fn replace_and_bump(
+pub fn replace_for_provider_uuid(
     connection: &mut Connection,
-    provider_id: i32,
-    expected: i32,
-    trait_ids: &[i32],
-) -> QueryResult<Option<i32>> {
-    use diesel::sql_types::{Array, Integer};
-    const SQL: &str = "WITH gone AS ( \
-             DELETE FROM resource_provider_traits \
-             WHERE resource_provider_id = $1 AND trait_id <> ALL($3) \
+    uuid: uuid::Uuid,
+    expected: i64,
+    names: &[String],
+) -> QueryResult<Option<ProviderTraitsWrite>> {
+    use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
+    const SQL: &str = "WITH provider AS ( \
+             SELECT id, generation FROM resource_providers WHERE uuid = $1 \
+         ), wanted AS ( \
+             SELECT id, name, created_at, updated_at FROM traits WHERE name = ANY($3) \
+         ), bumped AS ( \
+             UPDATE resource_providers rp SET generation = rp.generation + 1, updated_at = now() \
+             FROM provider \
+             WHERE rp.id = provider.id AND rp.generation = $2 \
+               AND (SELECT count(*) FROM wanted) = cardinality($3::text[]) \
+             RETURNING rp.id, rp.generation \
+         ), gone AS ( \
+             DELETE FROM resource_provider_traits link USING bumped \
+             WHERE link.resource_provider_id = bumped.id \
+               AND link.trait_id NOT IN (SELECT id FROM wanted) \
          ), added AS ( \
              INSERT INTO resource_provider_traits (trait_id, resource_provider_id) \
-             SELECT t, $1 FROM unnest($3::integer[]) t ON CONFLICT DO NOTHING \
+             SELECT wanted.id, bumped.id FROM wanted, bumped ON CONFLICT DO NOTHING \
          ) \
-         UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
-         WHERE id = $1 AND generation = $2 RETURNING generation";
-    let rows: Vec<super::resource_providers::GenerationRow> = super::prepared::Prepared(
+         SELECT provider.generation, bumped.generation AS written, wanted.id AS trait_id, \
+                wanted.name, wanted.created_at, wanted.updated_at \
+         FROM provider LEFT JOIN bumped ON true LEFT JOIN wanted ON true";
+    let rows: Vec<ProviderTraitsRow> = super::prepared::Prepared(
         diesel::sql_query(SQL)
-            .bind::<Integer, _>(provider_id)
-            .bind::<Integer, _>(expected)
-            .bind::<Array<Integer>, _>(trait_ids),
+            .bind::<SqlUuid, _>(uuid)
+            .bind::<BigInt, _>(expected)
+            .bind::<Array<Text>, _>(names),
     )
     .load(connection)?;
-    Ok(rows.first().map(|row| row.generation))
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (generation, written) = (first.generation, first.written);
+    let traits = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(TraitRow {
+                id: row.trait_id?,
+                name: row.name?,
+                created_at: row.created_at?,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect();
+    Ok(Some(ProviderTraitsWrite {
+        generation,
+        written,
+        traits,
+    }))
 }

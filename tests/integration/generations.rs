@@ -116,3 +116,97 @@ fn allocation_writes_give_up_after_the_configured_number_of_attempts() {
     let allocations = client.get(&format!("/allocations/{consumer}"));
     assert_eq!(allocations.body["allocations"], json!({}));
 }
+
+#[test]
+fn a_refused_provider_write_changes_nothing() {
+    let server = TestServer::start();
+    let client = server.client();
+    let uuid = create_provider(&server, "refused");
+    let traits = format!("/resource_providers/{uuid}/traits");
+    let aggregates = format!("/resource_providers/{uuid}/aggregates");
+    let first = client.put(
+        &traits,
+        &json!({"traits": ["HW_CPU_X86_AVX2"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(first.status, 200);
+    // The generation is checked before the names, as upstream does.
+    let stale_and_unknown = client.put(
+        &traits,
+        &json!({"traits": ["CUSTOM_NOPE"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(stale_and_unknown.status, 409);
+    let unknown = client.put(
+        &traits,
+        &json!({"traits": ["HW_CPU_X86_SSE2", "CUSTOM_NOPE"], "resource_provider_generation": 1}),
+    );
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.error_detail().contains("No such trait CUSTOM_NOPE"));
+    let stale_aggregates = client.put(
+        &aggregates,
+        &json!({"aggregates": [uuid::Uuid::new_v4()], "resource_provider_generation": 0}),
+    );
+    assert_eq!(stale_aggregates.status, 409);
+    let missing = client.put(
+        &format!("/resource_providers/{}/traits", uuid::Uuid::new_v4()),
+        &json!({"traits": [], "resource_provider_generation": 0}),
+    );
+    assert_eq!(missing.status, 404);
+    let shown = client.get(&traits);
+    assert_eq!(shown.body["traits"], json!(["HW_CPU_X86_AVX2"]));
+    assert_eq!(shown.body["resource_provider_generation"], 1);
+    assert_eq!(client.get(&aggregates).body["aggregates"], json!([]));
+    let mut connection = server.database.connection();
+    let aggregate_rows: i64 = diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM placement_aggregates)",
+    ))
+    .get_result(&mut connection)
+    .expect("count");
+    assert_eq!(aggregate_rows, 0, "a refused write created an aggregate");
+}
+
+#[test]
+fn writers_creating_one_new_aggregate_at_once_both_join_it() {
+    let server = TestServer::start();
+    let providers = [
+        create_provider(&server, "left"),
+        create_provider(&server, "right"),
+    ];
+    let barrier = std::sync::Barrier::new(providers.len());
+    let shared: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::new_v4()).collect();
+    // Each writer keeps its replies, so a failure cannot leave the other
+    // waiting at the barrier.
+    let replies: Vec<Vec<(u16, serde_json::Value)>> = std::thread::scope(|scope| {
+        let writers: Vec<_> = providers
+            .iter()
+            .map(|provider| {
+                let (client, barrier, shared) = (server.client(), &barrier, &shared);
+                scope.spawn(move || {
+                    shared
+                        .iter()
+                        .enumerate()
+                        .map(|(generation, aggregate)| {
+                            barrier.wait();
+                            let reply = client.put(
+                                &format!("/resource_providers/{provider}/aggregates"),
+                                &json!({"aggregates": [aggregate], "resource_provider_generation": generation}),
+                            );
+                            (reply.status, reply.body)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|writer| writer.join().expect("writer"))
+            .collect()
+    });
+    for (status, body) in replies.iter().flatten() {
+        assert_eq!(*status, 200, "{body:?}");
+    }
+    let client = server.client();
+    let left = client.get(&format!("/resource_providers/{}/aggregates", providers[0]));
+    let right = client.get(&format!("/resource_providers/{}/aggregates", providers[1]));
+    assert_eq!(left.body["aggregates"], right.body["aggregates"]);
+    assert_eq!(left.body["resource_provider_generation"], 20);
+}

@@ -42,21 +42,51 @@ pub async fn get_aggregates(request: Request) -> Result<HttpResponse, ApiError> 
 /// `PUT /resource_providers/{uuid}/aggregates` (1.1): replace the
 /// provider's aggregates. Before 1.19 the body is a bare list; from 1.19
 /// it carries the generation, which must match and is bumped. 200; 400;
-/// 404; 409 `concurrent_update`.
+/// 404; 409 `concurrent_update`. Upstream looks the provider up before
+/// reading the body, so on a bad body the provider is checked first.
 pub async fn set_aggregates(request: Request) -> Result<HttpResponse, ApiError> {
     request.authorize(actions::AGGREGATES_UPDATE)?;
     let uuid = request.path_param("uuid").to_owned();
-    let lookup = uuid.clone();
-    request
+    let AggregatesBody {
+        given,
+        aggregates,
+        generation,
+    } = match read_aggregates(&request) {
+        Ok(body) => body,
+        Err(error) => {
+            let lookup = uuid.clone();
+            request
+                .state
+                .db
+                .run(move |connection| providers::find(connection, &lookup))
+                .await?;
+            return Err(error);
+        }
+    };
+    let written_generation = request
         .state
         .db
-        .run(move |connection| providers::find(connection, &lookup))
+        .run(move |connection| domain::set_for_provider(connection, &uuid, &aggregates, generation))
         .await?;
+    Ok(respond(&request, given, written_generation))
+}
+
+/// The body of `set_aggregates`.
+struct AggregatesBody {
+    /// As given, for the response.
+    given: Vec<String>,
+    /// Parsed and distinct.
+    aggregates: Vec<Uuid>,
+    /// From 1.19 (-1 when absent, which never matches).
+    generation: Option<i64>,
+}
+
+fn read_aggregates(request: &Request) -> Result<AggregatesBody, ApiError> {
     let with_generation = request.version.at_least(mv::AGGREGATE_GENERATION);
     let (list, generation) = if with_generation {
         let data = request.json_body(&SET_AGGREGATES_1_19)?;
         let generation = data["resource_provider_generation"].as_i64();
-        (data["aggregates"].clone(), generation)
+        (data["aggregates"].clone(), Some(generation.unwrap_or(-1)))
     } else {
         (request.json_body(&SET_AGGREGATES_1_1)?, None)
     };
@@ -78,15 +108,9 @@ pub async fn set_aggregates(request: Request) -> Result<HttpResponse, ApiError> 
             aggregates.push(parsed);
         }
     }
-    let generation = if with_generation {
-        Some(generation.unwrap_or(-1))
-    } else {
-        None
-    };
-    let provider = request
-        .state
-        .db
-        .run(move |connection| domain::set_for_provider(connection, &uuid, &aggregates, generation))
-        .await?;
-    Ok(respond(&request, given, provider.generation))
+    Ok(AggregatesBody {
+        given,
+        aggregates,
+        generation,
+    })
 }

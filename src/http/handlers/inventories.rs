@@ -175,13 +175,13 @@ pub async fn set_inventories(request: Request) -> Result<HttpResponse, ApiError>
     let generation = body.resource_provider_generation;
     let rule = reserved_rule(&request);
     let written = inventories.clone();
-    let provider = request
+    let written_generation = request
         .state
         .db
         .run(move |connection| domain::replace_all(connection, &uuid, generation, &written, rule))
         .await?;
     let body = InventoriesView {
-        resource_provider_generation: provider.generation,
+        resource_provider_generation: written_generation,
         inventories: inventories
             .iter()
             .map(|inventory| {

@@ -179,7 +179,7 @@ pub async fn update_traits_for_resource_provider(
                 .collect()
         })
         .unwrap_or_default();
-    let (provider, rows) = request
+    let (provider_generation, rows) = request
         .state
         .db
         .run(move |connection| domain::set_for_provider(connection, &uuid, generation, &names))
@@ -188,7 +188,7 @@ pub async fn update_traits_for_resource_provider(
     Ok(request.json_ok(
         &ProviderTraitsView {
             traits,
-            resource_provider_generation: provider.generation,
+            resource_provider_generation: provider_generation,
         },
         last_modified,
     ))
