@@ -426,8 +426,8 @@ pub struct RefreshRow {
 /// What the `World` holds about the providers `ids` (their rows,
 /// inventories, usage, trait and aggregate links), in one statement (one
 /// snapshot, one round trip), as `RefreshRow`s of kinds PROVIDER to
-/// AGGREGATE_LINK. Every condition is `= ANY($1)` on an indexed column, so
-/// the plan does not depend on the ids and stays prepared (generic).
+/// AGGREGATE_LINK: the function `provider_rows` (migration
+/// `..._provider_rows_function`), whose plan is made once per session.
 ///
 /// ```sql
 /// SELECT PROVIDER, ... FROM resource_providers WHERE id = ANY($1)
@@ -439,29 +439,7 @@ pub struct RefreshRow {
 ///           JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id WHERE ...
 /// ```
 pub fn load_changed(connection: &mut Connection, ids: &[i32]) -> QueryResult<Vec<RefreshRow>> {
-    const SQL: &str = "SELECT 2 AS kind, id, parent_provider_id AS ref_id, \
-                root_provider_id AS root_id, generation, uuid, NULL::text AS name, \
-                NULL::bigint AS n1, NULL::bigint AS n2, NULL::bigint AS n3, NULL::bigint AS n4, \
-                NULL::bigint AS n5, NULL::double precision AS ratio \
-         FROM resource_providers WHERE id = ANY($1) \
-         UNION ALL \
-         SELECT 3, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
-                total, reserved, min_unit, max_unit, step_size, allocation_ratio \
-         FROM inventories WHERE resource_provider_id = ANY($1) \
-         UNION ALL \
-         SELECT 4, resource_provider_id, resource_class_id, NULL, NULL, NULL, NULL, \
-                SUM(used)::bigint, NULL, NULL, NULL, NULL, NULL \
-         FROM allocations WHERE resource_provider_id = ANY($1) \
-         GROUP BY resource_provider_id, resource_class_id \
-         UNION ALL \
-         SELECT 5, resource_provider_id, trait_id, NULL, NULL, NULL, NULL, \
-                NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM resource_provider_traits WHERE resource_provider_id = ANY($1) \
-         UNION ALL \
-         SELECT 6, rpa.resource_provider_id, rpa.aggregate_id, NULL, NULL, pa.uuid, NULL, \
-                NULL, NULL, NULL, NULL, NULL, NULL \
-         FROM resource_provider_aggregates rpa \
-         JOIN placement_aggregates pa ON pa.id = rpa.aggregate_id \
-         WHERE rpa.resource_provider_id = ANY($1)";
+    const SQL: &str = "SELECT kind, id, ref_id, root_id, generation, uuid, name, \
+                n1, n2, n3, n4, n5, ratio FROM provider_rows($1)";
     Prepared(diesel::sql_query(SQL).bind::<Array<Integer>, _>(ids)).load(connection)
 }
