@@ -6,8 +6,6 @@
 //! inventory parts of `objects/resource_provider.py`; the error texts are
 //! those of `handlers/inventory.py`, which wraps the objects' exceptions.
 
-use std::collections::HashSet;
-
 use crate::domain::capacity::Limits;
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
@@ -270,9 +268,21 @@ pub fn replace_all(
     let outcome = store::replace_all_for_uuid(connection, uuid, generation, &values)?
         .ok_or_else(not_found)?;
     providers::check_generation(outcome.generation, generation, GENERATION_CONFLICT)?;
+    written_generation(connection, &uuid, &records, outcome)
+        .map_err(|error| DomainError::prefixed(error, "update conflict: "))
+}
+
+/// The new generation from the answer of a whole-inventory write whose
+/// generation matched, or why nothing was written: a class left out that
+/// is in use, or a lost compare-and-swap. Logs classes now over capacity.
+fn written_generation(
+    connection: &mut Connection,
+    provider_uuid: &uuid::Uuid,
+    records: &[(i32, Limits)],
+    outcome: store::ReplaceAllOutcome,
+) -> Result<i32, DomainError> {
     if !outcome.in_use.is_empty() {
-        let error = in_use_error(connection, &outcome.in_use, &uuid)?;
-        return Err(DomainError::prefixed(error, "update conflict: "));
+        return Err(in_use_error(connection, &outcome.in_use, provider_uuid)?);
     }
     let usage: Vec<(i32, i64)> = outcome
         .used_classes
@@ -280,10 +290,8 @@ pub fn replace_all(
         .copied()
         .zip(outcome.used_amounts.iter().copied())
         .collect();
-    warn_over_capacity(&uuid, &records, &usage);
-    outcome
-        .written
-        .ok_or_else(|| DomainError::prefixed(providers::concurrent_update(), "update conflict: "))
+    warn_over_capacity(provider_uuid, records, &usage);
+    outcome.written.ok_or_else(providers::concurrent_update)
 }
 
 /// The checked records of a whole-inventory write, with their class ids.
@@ -333,44 +341,22 @@ pub fn replace_all_in(
     provider: &ProviderRow,
     records: &[(i32, Limits)],
 ) -> Result<i32, DomainError> {
-    let existing = store::class_ids_for_provider(connection, provider.id)?;
-    replace_known(connection, provider, &existing, records)
-}
-
-/// `replace_all_in` with the classes the provider has inventory of
-/// already read (in this transaction, with the provider row).
-fn replace_known(
-    connection: &mut Connection,
-    provider: &ProviderRow,
-    existing: &[i32],
-    records: &[(i32, Limits)],
-) -> Result<i32, DomainError> {
-    let existing: HashSet<i32> = existing.iter().copied().collect();
-    let wanted: HashSet<i32> = records.iter().map(|(class_id, _)| *class_id).collect();
-    let mut to_delete: Vec<i32> = existing.difference(&wanted).copied().collect();
-    to_delete.sort_unstable();
-    if !to_delete.is_empty() {
-        let in_use = store::usage_by_class(connection, provider.id, &to_delete)?;
-        if !in_use.is_empty() {
-            let class_ids: Vec<i32> = in_use.iter().map(|(class_id, _)| *class_id).collect();
-            return Err(in_use_error(connection, &class_ids, &provider.uuid)?);
-        }
-        store::delete(connection, provider.id, &to_delete)?;
-    }
     let values: Vec<(i32, InventoryValues)> = records
         .iter()
         .map(|(class_id, limits)| (*class_id, values_of(limits)))
         .collect();
-    let mut updated: Vec<i32> = existing.intersection(&wanted).copied().collect();
-    if !updated.is_empty() {
-        updated.sort_unstable();
-        let usage = store::usage_by_class(connection, provider.id, &updated)?;
-        warn_over_capacity(&provider.uuid, records, &usage);
+    let expected = i64::from(provider.generation);
+    let outcome = store::replace_all_for_uuid(connection, provider.uuid, expected, &values)?
+        .ok_or_else(|| {
+            DomainError::not_found(format!(
+                "No resource provider with uuid {} found",
+                provider.uuid
+            ))
+        })?;
+    if outcome.generation != provider.generation {
+        return Err(providers::concurrent_update());
     }
-    // The generation compare-and-swap goes with the upsert, in one
-    // statement.
-    store::upsert_and_bump(connection, provider.id, provider.generation, &values)?
-        .ok_or_else(providers::concurrent_update)
+    written_generation(connection, &provider.uuid, records, outcome)
 }
 
 /// 409 `placement.inventory.inuse` naming the classes `class_ids`.

@@ -65,17 +65,6 @@ pub fn get_for_provider(
         .optional()
 }
 
-/// The class ids a provider has inventory of.
-pub fn class_ids_for_provider(
-    connection: &mut Connection,
-    provider_id: i32,
-) -> QueryResult<Vec<i32>> {
-    inventories::table
-        .filter(inventories::resource_provider_id.eq(provider_id))
-        .select(inventories::resource_class_id)
-        .load(connection)
-}
-
 /// Inserts one inventory; an existing one of the same class is a unique
 /// violation.
 pub fn insert(
@@ -387,63 +376,4 @@ pub fn replace_all_for_uuid(
     )
     .load(connection)?;
     Ok(rows.into_iter().next())
-}
-
-/// Inserts or overwrites several inventories of one provider and moves
-/// the provider from generation `expected` on by compare-and-swap, in one
-/// statement. `None` when the generation moved (the caller rolls back).
-/// The records go in as arrays, so the text is fixed and stays prepared.
-///
-/// ```sql
-/// WITH up AS (
-///     INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved,
-///                              min_unit, max_unit, step_size, allocation_ratio)
-///     SELECT $1, * FROM unnest($3::integer[], $4::bigint[], ..., $9::float8[])
-///     ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE
-///     SET total = excluded.total, ..., updated_at = now()
-/// )
-/// UPDATE resource_providers SET generation = $2 + 1, updated_at = now()
-/// WHERE id = $1 AND generation = $2 RETURNING generation
-/// ```
-pub fn upsert_and_bump(
-    connection: &mut Connection,
-    provider_id: i32,
-    expected: i32,
-    records: &[(i32, InventoryValues)],
-) -> QueryResult<Option<i32>> {
-    const SQL: &str = "WITH up AS ( \
-             INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
-                                      min_unit, max_unit, step_size, allocation_ratio) \
-             SELECT $1, * FROM unnest($3::integer[], $4::bigint[], $5::bigint[], $6::bigint[], \
-                                      $7::bigint[], $8::bigint[], $9::float8[]) \
-             ON CONFLICT (resource_provider_id, resource_class_id) DO UPDATE \
-             SET total = excluded.total, reserved = excluded.reserved, \
-                 min_unit = excluded.min_unit, max_unit = excluded.max_unit, \
-                 step_size = excluded.step_size, allocation_ratio = excluded.allocation_ratio, \
-                 updated_at = now() \
-         ) \
-         UPDATE resource_providers SET generation = $2 + 1, updated_at = now() \
-         WHERE id = $1 AND generation = $2 RETURNING generation";
-    let column = |pick: fn(&InventoryValues) -> i64| -> Vec<i64> {
-        records.iter().map(|(_, values)| pick(values)).collect()
-    };
-    let classes: Vec<i32> = records.iter().map(|(class_id, _)| *class_id).collect();
-    let ratios: Vec<f64> = records
-        .iter()
-        .map(|(_, values)| values.allocation_ratio)
-        .collect();
-    let rows: Vec<super::resource_providers::GenerationRow> = Prepared(
-        diesel::sql_query(SQL)
-            .bind::<Integer, _>(provider_id)
-            .bind::<Integer, _>(expected)
-            .bind::<Array<Integer>, _>(&classes)
-            .bind::<Array<BigInt>, _>(column(|v| v.total))
-            .bind::<Array<BigInt>, _>(column(|v| v.reserved))
-            .bind::<Array<BigInt>, _>(column(|v| v.min_unit))
-            .bind::<Array<BigInt>, _>(column(|v| v.max_unit))
-            .bind::<Array<BigInt>, _>(column(|v| v.step_size))
-            .bind::<Array<Double>, _>(&ratios),
-    )
-    .load(connection)?;
-    Ok(rows.first().map(|row| row.generation))
 }
