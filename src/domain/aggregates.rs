@@ -35,18 +35,13 @@ pub fn set_for_provider(
     aggregates: &[Uuid],
     generation: Option<i64>,
 ) -> Result<i32, DomainError> {
-    let not_found = || {
-        DomainError::not_found(format!(
-            "No resource provider with uuid {provider_uuid} found"
-        ))
-    };
-    let uuid = Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let uuid = providers::parse_uuid(provider_uuid)?;
     let mut distinct = aggregates.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
     for _ in 0..CREATION_RACE_RETRIES {
         let outcome = store::replace_for_provider_uuid(connection, uuid, generation, &distinct)?
-            .ok_or_else(not_found)?;
+            .ok_or_else(|| providers::not_found(provider_uuid))?;
         if let Some(expected) = generation {
             providers::check_generation(
                 outcome.generation,

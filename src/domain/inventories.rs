@@ -247,12 +247,7 @@ pub fn replace_all(
     inventories: &[Inventory],
     rule: ReservedRule,
 ) -> Result<i32, DomainError> {
-    let not_found = || {
-        DomainError::not_found(format!(
-            "No resource provider with uuid {provider_uuid} found"
-        ))
-    };
-    let uuid = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let uuid = providers::parse_uuid(provider_uuid)?;
     let records = match records_of(connection, &uuid.to_string(), inventories, rule) {
         Ok(records) => records,
         Err(error) => {
@@ -266,7 +261,7 @@ pub fn replace_all(
         .map(|(class_id, limits)| (*class_id, values_of(limits)))
         .collect();
     let outcome = store::replace_all_for_uuid(connection, uuid, generation, &values)?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| providers::not_found(provider_uuid))?;
     providers::check_generation(outcome.generation, generation, GENERATION_CONFLICT)?;
     written_generation(connection, &uuid, &records, outcome)
         .map_err(|error| DomainError::prefixed(error, "update conflict: "))
@@ -347,12 +342,7 @@ pub fn replace_all_in(
         .collect();
     let expected = i64::from(provider.generation);
     let outcome = store::replace_all_for_uuid(connection, provider.uuid, expected, &values)?
-        .ok_or_else(|| {
-            DomainError::not_found(format!(
-                "No resource provider with uuid {} found",
-                provider.uuid
-            ))
-        })?;
+        .ok_or_else(|| providers::not_found(&provider.uuid.to_string()))?;
     if outcome.generation != provider.generation {
         return Err(providers::concurrent_update());
     }

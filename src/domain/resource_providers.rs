@@ -16,10 +16,18 @@ use crate::storage::resource_providers::{
 
 /// The provider named by a path's `{uuid}`; 404 when absent or not a UUID.
 pub fn find(connection: &mut Connection, uuid: &str) -> Result<ProviderRow, DomainError> {
-    let not_found =
-        || DomainError::not_found(format!("No resource provider with uuid {uuid} found"));
-    let parsed = Uuid::parse_str(uuid).map_err(|_| not_found())?;
-    store::get_by_uuid(connection, parsed)?.ok_or_else(not_found)
+    let parsed = parse_uuid(uuid)?;
+    store::get_by_uuid(connection, parsed)?.ok_or_else(|| not_found(uuid))
+}
+
+/// A path's `{uuid}`; 404 when it is not a UUID (it names no provider).
+pub fn parse_uuid(uuid: &str) -> Result<Uuid, DomainError> {
+    Uuid::parse_str(uuid).map_err(|_| not_found(uuid))
+}
+
+/// 404: no provider has the path's `{uuid}`.
+pub fn not_found(uuid: &str) -> DomainError {
+    DomainError::not_found(format!("No resource provider with uuid {uuid} found"))
 }
 
 /// The generation compare-and-swap for a provider this transaction changed.

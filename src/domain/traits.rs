@@ -61,17 +61,12 @@ pub fn set_for_provider(
     generation: i64,
     names: &[String],
 ) -> Result<(i32, Vec<TraitRow>), DomainError> {
-    let not_found = || {
-        DomainError::not_found(format!(
-            "No resource provider with uuid {provider_uuid} found"
-        ))
-    };
-    let uuid = uuid::Uuid::parse_str(provider_uuid).map_err(|_| not_found())?;
+    let uuid = providers::parse_uuid(provider_uuid)?;
     let mut distinct = names.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
     let outcome = store::replace_for_provider_uuid(connection, uuid, generation, &distinct)?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| providers::not_found(provider_uuid))?;
     providers::check_generation(
         outcome.generation,
         generation,
