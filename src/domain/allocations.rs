@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::capacity::{self, Limits, Refusal};
 use crate::domain::consumers::{self, ConsumerIdentity, ExpectedGeneration, Recorded};
+use crate::domain::inventories::limits_of_values;
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage::allocations::{
@@ -206,20 +207,16 @@ impl WriteState {
                 state_kind::INVENTORY => {
                     state.inventories.insert(
                         (row.id, class),
-                        Limits {
-                            total: row.n1.unwrap_or_default(),
-                            reserved: row.n2.unwrap_or_default(),
-                            min_unit: row.n3.unwrap_or_default(),
-                            max_unit: row.n4.unwrap_or_default(),
-                            step_size: row.n5.unwrap_or_default(),
-                            allocation_ratio: row.ratio.unwrap_or_default(),
-                        },
+                        limits_of_values(&row.numbers.inventory_values()),
                     );
                 }
                 state_kind::USAGE => {
                     state.usage.insert(
                         (row.id, class),
-                        (row.n2.unwrap_or_default(), row.n1.unwrap_or_default()),
+                        (
+                            row.numbers.n2.unwrap_or_default(),
+                            row.numbers.n1.unwrap_or_default(),
+                        ),
                     );
                 }
                 state_kind::PROJECT => {

@@ -46,6 +46,18 @@ pub fn limits_of(row: &InventoryRow) -> Limits {
     }
 }
 
+/// The limits of inventory values as stored.
+pub fn limits_of_values(values: &InventoryValues) -> Limits {
+    Limits {
+        total: values.total,
+        reserved: values.reserved,
+        min_unit: values.min_unit,
+        max_unit: values.max_unit,
+        step_size: values.step_size,
+        allocation_ratio: values.allocation_ratio,
+    }
+}
+
 fn values_of(limits: &Limits) -> InventoryValues {
     InventoryValues {
         total: limits.total,

@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::Connection;
+use super::inventories::NumberColumns;
 use super::prepared::Prepared;
 use super::resource_providers::ProviderRow;
 use super::schema::{
@@ -341,18 +342,8 @@ pub struct WriteStateRow {
     pub generation: Option<i32>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     pub uuid: Option<Uuid>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n1: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n2: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n3: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n4: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n5: Option<i64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub ratio: Option<f64>,
+    #[diesel(embed)]
+    pub numbers: NumberColumns,
     #[diesel(sql_type = Nullable<Text>)]
     pub name: Option<String>,
 }

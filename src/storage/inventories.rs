@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Integer};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable};
 use diesel::upsert::excluded;
 
 use super::Connection;
@@ -26,15 +26,55 @@ pub struct InventoryRow {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// The values of one inventory record as written.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The values of one inventory record as written (and as read by name,
+/// embedded in wider rows).
+#[derive(QueryableByName, Clone, Copy, Debug, PartialEq)]
 pub struct InventoryValues {
+    #[diesel(sql_type = BigInt)]
     pub total: i64,
+    #[diesel(sql_type = BigInt)]
     pub reserved: i64,
+    #[diesel(sql_type = BigInt)]
     pub min_unit: i64,
+    #[diesel(sql_type = BigInt)]
     pub max_unit: i64,
+    #[diesel(sql_type = BigInt)]
     pub step_size: i64,
+    #[diesel(sql_type = Double)]
     pub allocation_ratio: f64,
+}
+
+/// The numeric columns of the one-row-per-fact reads
+/// (`allocations::WriteStateRow`, `world::RefreshRow`): an inventory's
+/// values in `n1`..`n5` and `ratio`, a usage in `n1` (and `n2`).
+#[derive(QueryableByName, Clone, Copy, Debug, Default, PartialEq)]
+pub struct NumberColumns {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n1: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n2: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n3: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n4: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub n5: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub ratio: Option<f64>,
+}
+
+impl NumberColumns {
+    /// The columns of an inventory row, read as its values.
+    pub fn inventory_values(&self) -> InventoryValues {
+        InventoryValues {
+            total: self.n1.unwrap_or_default(),
+            reserved: self.n2.unwrap_or_default(),
+            min_unit: self.n3.unwrap_or_default(),
+            max_unit: self.n4.unwrap_or_default(),
+            step_size: self.n5.unwrap_or_default(),
+            allocation_ratio: self.ratio.unwrap_or_default(),
+        }
+    }
 }
 
 /// The inventories of one provider with their class names, by class id.

@@ -11,6 +11,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, Uuid as 
 use uuid::Uuid;
 
 use super::Connection;
+use super::inventories::{InventoryValues, NumberColumns};
 use super::prepared::Prepared;
 
 /// Which providers a bulk read covers.
@@ -192,18 +193,8 @@ pub struct InventoryRow {
     pub resource_provider_id: i32,
     #[diesel(sql_type = Integer)]
     pub resource_class_id: i32,
-    #[diesel(sql_type = BigInt)]
-    pub total: i64,
-    #[diesel(sql_type = BigInt)]
-    pub reserved: i64,
-    #[diesel(sql_type = BigInt)]
-    pub min_unit: i64,
-    #[diesel(sql_type = BigInt)]
-    pub max_unit: i64,
-    #[diesel(sql_type = BigInt)]
-    pub step_size: i64,
-    #[diesel(sql_type = Double)]
-    pub allocation_ratio: f64,
+    #[diesel(embed)]
+    pub values: InventoryValues,
 }
 
 #[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
@@ -409,18 +400,8 @@ pub struct RefreshRow {
     pub uuid: Option<Uuid>,
     #[diesel(sql_type = Nullable<Varchar>)]
     pub name: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n1: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n2: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n3: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n4: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub n5: Option<i64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub ratio: Option<f64>,
+    #[diesel(embed)]
+    pub numbers: NumberColumns,
 }
 
 /// What the `World` holds about the providers `ids` (their rows,

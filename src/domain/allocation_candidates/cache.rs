@@ -27,7 +27,7 @@ use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use super::world::{Provider, ProviderId, World};
-use crate::domain::capacity::Limits;
+use crate::domain::inventories::limits_of_values;
 use crate::errors::DomainError;
 use crate::storage::Connection;
 use crate::storage::world::{
@@ -375,17 +375,12 @@ fn provider_data(rows: Vec<RefreshRow>) -> ProviderData {
             kind::INVENTORY => data.inventories.push(InventoryRow {
                 resource_provider_id: id,
                 resource_class_id: ref_id,
-                total: row.n1.unwrap_or_default(),
-                reserved: row.n2.unwrap_or_default(),
-                min_unit: row.n3.unwrap_or_default(),
-                max_unit: row.n4.unwrap_or_default(),
-                step_size: row.n5.unwrap_or_default(),
-                allocation_ratio: row.ratio.unwrap_or_default(),
+                values: row.numbers.inventory_values(),
             }),
             kind::USAGE => data.usages.push(UsageRow {
                 resource_provider_id: id,
                 resource_class_id: ref_id,
-                used: row.n1.unwrap_or_default(),
+                used: row.numbers.n1.unwrap_or_default(),
             }),
             kind::TRAIT_LINK => data.traits.push(TraitLinkRow {
                 resource_provider_id: id,
@@ -426,17 +421,9 @@ fn assemble(data: ProviderData) -> HashMap<ProviderId, Provider> {
         .collect();
     for row in data.inventories {
         if let Some(provider) = providers.get_mut(&row.resource_provider_id) {
-            provider.inventories.insert(
-                row.resource_class_id,
-                Limits {
-                    total: row.total,
-                    reserved: row.reserved,
-                    min_unit: row.min_unit,
-                    max_unit: row.max_unit,
-                    step_size: row.step_size,
-                    allocation_ratio: row.allocation_ratio,
-                },
-            );
+            provider
+                .inventories
+                .insert(row.resource_class_id, limits_of_values(&row.values));
         }
     }
     for row in data.usages {
@@ -475,6 +462,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::storage::inventories::InventoryValues;
 
     fn row(xmin: i64, pruned_through: i64, seq: Option<i64>, provider: Option<i32>) -> ChangeRow {
         ChangeRow {
@@ -637,12 +625,14 @@ mod tests {
             inventories: vec![InventoryRow {
                 resource_provider_id: 2,
                 resource_class_id: 0,
-                total: 8,
-                reserved: 1,
-                min_unit: 1,
-                max_unit: 8,
-                step_size: 1,
-                allocation_ratio: 2.0,
+                values: InventoryValues {
+                    total: 8,
+                    reserved: 1,
+                    min_unit: 1,
+                    max_unit: 8,
+                    step_size: 1,
+                    allocation_ratio: 2.0,
+                },
             }],
             usages: vec![UsageRow {
                 resource_provider_id: 2,
