@@ -7,7 +7,11 @@
 //! The locks make concurrent claims on one provider queue rather than
 //! collide; the compare-and-swap still guards every write. A lost race
 //! rolls the attempt back and the write is redone in a new transaction
-//! (never inside the same one, whose reads would be stale).
+//! (never inside the same one, whose reads would be stale). A claim that
+//! creates one consumer is first checked against the in-memory view and
+//! written by one statement on the condition that the check still holds
+//! in the database (`claim_from_view`); when it does not, the full path
+//! runs.
 //! Answers to upstream's `objects/allocation.py` (`replace_all`,
 //! `_set_allocations`, `_check_capacity_exceeded`) and
 //! `handlers/allocation.py`.
@@ -16,14 +20,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
+use crate::domain::allocation_candidates::cache::WorldCache;
+use crate::domain::allocation_candidates::world::World;
 use crate::domain::capacity::{self, Limits, Refusal};
 use crate::domain::consumers::{self, ConsumerIdentity, ExpectedGeneration, Recorded};
-use crate::domain::inventories::limits_of_values;
+use crate::domain::inventories::{limits_of_values, values_of};
 use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage::allocations::{
-    self as store, AllocationRow, ConsumerAllocationRow, Identities, Inserted, NewAllocation,
-    NewConsumer, ProviderAllocationRow, WriteStateRow, state_kind,
+    self as store, AllocationRow, ClaimWithinView, ConsumerAllocationRow, Identities, Inserted,
+    NewAllocation, NewConsumer, ProviderAllocationRow, UsageCeiling, WriteStateRow, state_kind,
 };
 use crate::storage::consumers::{self as consumer_store, ConsumerFields, ConsumerRow};
 use crate::storage::inventories as inventory_store;
@@ -84,13 +90,20 @@ fn provider_conflict() -> DomainError {
 }
 
 /// Replaces the allocations of `writes`' consumers, retrying on provider
-/// generation conflicts up to `attempts` transactions in all.
+/// generation conflicts up to `attempts` transactions in all. A claim
+/// that creates one consumer is first checked against `view` and written
+/// in one round trip if the check still holds in the database (see
+/// `claim_from_view`).
 pub fn replace_all(
     connection: &mut Connection,
     writes: &[ConsumerAllocations],
     origin: Origin,
     attempts: u32,
+    view: &WorldCache,
 ) -> Result<(), DomainError> {
+    if claim_from_view(connection, writes, view) {
+        return Ok(());
+    }
     let attempts = attempts.max(1);
     for attempt in 1..=attempts {
         let outcome = storage::write_transaction(connection, |transaction| {
@@ -109,6 +122,104 @@ pub fn replace_all(
     }
     tracing::warn!(attempts, "exceeded retry limit on allocations write");
     Err(provider_conflict())
+}
+
+/// A claim settled against the in-memory view: the providers to lock,
+/// what each checked inventory must still be, and the rows to insert.
+struct SettledClaim {
+    provider_ids: Vec<i32>,
+    ceilings: Vec<UsageCeiling>,
+    rows: Vec<NewAllocation>,
+}
+
+/// Settles `writes` against the view when they create one consumer (no
+/// generation of it expected) whose every provider, class and inventory
+/// the view knows, and whose amounts pass the capacity check at the
+/// view's usage. `None` leaves the write, and any error it deserves, to
+/// the full path.
+fn settle_against_view(world: &World, writes: &[ConsumerAllocations]) -> Option<SettledClaim> {
+    let [write] = writes else {
+        return None;
+    };
+    if write.allocations.is_empty()
+        || matches!(write.expected_generation, ExpectedGeneration::Is(_))
+    {
+        return None;
+    }
+    let mut provider_of_name: HashMap<&str, (i32, Involved)> = HashMap::new();
+    let mut class_ids: HashMap<String, i32> = HashMap::new();
+    for part in &write.allocations {
+        let uuid = Uuid::parse_str(&part.provider_uuid).ok()?;
+        let provider = world.provider_by_uuid(&uuid)?;
+        let involved = Involved {
+            uuid,
+            generation: provider.generation,
+        };
+        provider_of_name.insert(&part.provider_uuid, (provider.id, involved));
+        for (class, _) in &part.resources {
+            class_ids.insert(class.clone(), world.class_id(class)?);
+        }
+    }
+    let (demands, rows) = demands_and_rows(writes, &provider_of_name, &class_ids);
+    let mut ceilings = Vec::with_capacity(demands.len());
+    for demand in &demands {
+        let provider = world.provider(demand.provider_id)?;
+        let limits = provider.inventories.get(&demand.class_id)?;
+        let most_usage = capacity::most_usage_admitting(limits, &demand.amounts)?;
+        if provider.used(demand.class_id) > most_usage {
+            return None;
+        }
+        ceilings.push(UsageCeiling {
+            provider_id: demand.provider_id,
+            class_id: demand.class_id,
+            inventory: values_of(limits),
+            most_usage,
+        });
+    }
+    let mut provider_ids: Vec<i32> = provider_of_name.values().map(|(id, _)| *id).collect();
+    provider_ids.sort_unstable();
+    provider_ids.dedup();
+    Some(SettledClaim {
+        provider_ids,
+        ceilings,
+        rows,
+    })
+}
+
+/// The fast path of a claim: checked against the view, written by one
+/// statement on the condition that the check still holds in the database
+/// (`claim_within_view`: the same inventories, usage at most the highest
+/// the check allows). True when it wrote; false when the view could not
+/// settle the write or the condition failed, having written nothing.
+fn claim_from_view(
+    connection: &mut Connection,
+    writes: &[ConsumerAllocations],
+    view: &WorldCache,
+) -> bool {
+    let (Some(settled), [write]) = (settle_against_view(&view.read(), writes), writes) else {
+        return false;
+    };
+    let claim = ClaimWithinView {
+        consumer_uuid: write.consumer_uuid,
+        project_external_id: &write.identity.project_id,
+        user_external_id: &write.identity.user_id,
+        consumer_type: write.identity.consumer_type.as_deref(),
+        provider_ids: &settled.provider_ids,
+        ceilings: &settled.ceilings,
+        rows: &settled.rows,
+    };
+    match store::claim_within_view(connection, &claim) {
+        Ok(claimed) => {
+            if !claimed {
+                tracing::debug!("the view's check no longer holds; full allocation write");
+            }
+            claimed
+        }
+        Err(error) => {
+            tracing::warn!(%error, "claim against the view failed; full allocation write");
+            false
+        }
+    }
 }
 
 /// Replaces allocations inside a transaction the caller owns (the
@@ -390,34 +501,7 @@ fn write_attempt(
         }
     }
 
-    // Demands per (provider, class), in request order.
-    let mut demands: Vec<Demand> = Vec::new();
-    let mut new_rows = Vec::new();
-    for write in writes {
-        for part in &write.allocations {
-            let (provider_id, _) = provider_of_name[part.provider_uuid.as_str()];
-            for (class, amount) in &part.resources {
-                let class_id = class_ids[class.as_str()];
-                match demands
-                    .iter_mut()
-                    .find(|d| d.provider_id == provider_id && d.class_id == class_id)
-                {
-                    Some(demand) => demand.amounts.push(*amount),
-                    None => demands.push(Demand {
-                        provider_id,
-                        class_id,
-                        amounts: vec![*amount],
-                    }),
-                }
-                new_rows.push(NewAllocation {
-                    resource_provider_id: provider_id,
-                    consumer_id: write.consumer_uuid,
-                    resource_class_id: class_id,
-                    used: *amount,
-                });
-            }
-        }
-    }
+    let (demands, new_rows) = demands_and_rows(writes, &provider_of_name, &class_ids);
     check_capacity(&state, &demands, &involved, &class_ids, &class_list)?;
 
     // Every involved provider moves on, in id order, the first in the
@@ -487,6 +571,43 @@ fn write_attempt(
         consumer_store::delete_by_uuids(connection, &emptied_list)?;
     }
     Ok(())
+}
+
+/// The requested amounts per (provider, class), in request order, and the
+/// allocation rows to insert.
+fn demands_and_rows(
+    writes: &[ConsumerAllocations],
+    provider_of_name: &HashMap<&str, (i32, Involved)>,
+    class_ids: &HashMap<String, i32>,
+) -> (Vec<Demand>, Vec<NewAllocation>) {
+    let mut demands: Vec<Demand> = Vec::new();
+    let mut rows = Vec::new();
+    for write in writes {
+        for part in &write.allocations {
+            let (provider_id, _) = provider_of_name[part.provider_uuid.as_str()];
+            for (class, amount) in &part.resources {
+                let class_id = class_ids[class.as_str()];
+                match demands
+                    .iter_mut()
+                    .find(|d| d.provider_id == provider_id && d.class_id == class_id)
+                {
+                    Some(demand) => demand.amounts.push(*amount),
+                    None => demands.push(Demand {
+                        provider_id,
+                        class_id,
+                        amounts: vec![*amount],
+                    }),
+                }
+                rows.push(NewAllocation {
+                    resource_provider_id: provider_id,
+                    consumer_id: write.consumer_uuid,
+                    resource_class_id: class_id,
+                    used: *amount,
+                });
+            }
+        }
+    }
+    (demands, rows)
 }
 
 /// The provider uuids a write names, first mention first.
@@ -632,4 +753,120 @@ pub fn current_for_consumers(
     consumer_uuids: &[Uuid],
 ) -> Result<Vec<AllocationRow>, DomainError> {
     Ok(store::list_for_consumers(connection, consumer_uuids)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::domain::allocation_candidates::world::Provider;
+
+    const VCPU: i32 = 0;
+    const DISK_GB: i32 = 2;
+
+    fn provider_uuid(id: i32) -> Uuid {
+        Uuid::from_u128(id as u128)
+    }
+
+    /// One root provider with 8 VCPU (ratio 2.0, so 16) of which `used`
+    /// is taken, and no disk.
+    fn world_with_vcpu_used(used: i64) -> World {
+        let mut world = World::new();
+        world.set_class(VCPU, "VCPU");
+        world.set_class(DISK_GB, "DISK_GB");
+        world.upsert_provider(Provider {
+            id: 7,
+            uuid: provider_uuid(7),
+            generation: 3,
+            parent: None,
+            root: 7,
+            inventories: BTreeMap::from([(
+                VCPU,
+                Limits {
+                    total: 8,
+                    reserved: 0,
+                    min_unit: 1,
+                    max_unit: 8,
+                    step_size: 1,
+                    allocation_ratio: 2.0,
+                },
+            )]),
+            usages: BTreeMap::from([(VCPU, used)]),
+            traits: BTreeSet::new(),
+            aggregates: BTreeSet::new(),
+        });
+        world
+    }
+
+    fn new_consumer_claim(provider: Uuid, class: &str, amount: i64) -> ConsumerAllocations {
+        ConsumerAllocations {
+            consumer_uuid: Uuid::from_u128(99),
+            identity: ConsumerIdentity {
+                project_id: "project".into(),
+                user_id: "user".into(),
+                consumer_type: None,
+            },
+            expected_generation: ExpectedGeneration::Absent,
+            allocations: vec![ProviderResources {
+                provider_uuid: provider.to_string(),
+                resources: vec![(class.to_owned(), amount)],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_claim_that_fits_the_view_carries_the_inventory_and_its_usage_ceiling() {
+        let world = world_with_vcpu_used(10);
+        let settled =
+            settle_against_view(&world, &[new_consumer_claim(provider_uuid(7), "VCPU", 4)])
+                .expect("fits: 10 + 4 <= 16");
+        assert_eq!(settled.provider_ids, vec![7]);
+        let [ceiling] = settled.ceilings.as_slice() else {
+            panic!("one inventory checked");
+        };
+        assert_eq!((ceiling.provider_id, ceiling.class_id), (7, VCPU));
+        assert_eq!(ceiling.most_usage, 12, "16 - 4");
+        assert_eq!(ceiling.inventory.total, 8);
+        assert_eq!(ceiling.inventory.allocation_ratio, 2.0);
+        let [row] = settled.rows.as_slice() else {
+            panic!("one row");
+        };
+        assert_eq!(
+            (row.resource_provider_id, row.resource_class_id, row.used),
+            (7, VCPU, 4)
+        );
+    }
+
+    #[test]
+    fn anything_the_view_cannot_settle_goes_to_the_full_path() {
+        let world = world_with_vcpu_used(10);
+        let fits = new_consumer_claim(provider_uuid(7), "VCPU", 4);
+        let over_capacity = new_consumer_claim(provider_uuid(7), "VCPU", 7);
+        let unit_too_big = new_consumer_claim(provider_uuid(7), "VCPU", 9);
+        let unknown_provider = new_consumer_claim(provider_uuid(8), "VCPU", 1);
+        let no_inventory = new_consumer_claim(provider_uuid(7), "DISK_GB", 1);
+        let unknown_class = new_consumer_claim(provider_uuid(7), "CUSTOM_NOPE", 1);
+        let existing_consumer = ConsumerAllocations {
+            expected_generation: ExpectedGeneration::Is(1),
+            ..fits.clone()
+        };
+        let removal = ConsumerAllocations {
+            allocations: Vec::new(),
+            ..fits.clone()
+        };
+        for (case, writes) in [
+            ("over capacity", vec![over_capacity]),
+            ("above max_unit", vec![unit_too_big]),
+            ("unknown provider", vec![unknown_provider]),
+            ("no inventory of the class", vec![no_inventory]),
+            ("unknown class", vec![unknown_class]),
+            ("consumer expected to exist", vec![existing_consumer]),
+            ("removal", vec![removal]),
+            ("two consumers", vec![fits.clone(), fits.clone()]),
+        ] {
+            assert!(settle_against_view(&world, &writes).is_none(), "{case}");
+        }
+        assert!(settle_against_view(&world, &[fits]).is_some());
+    }
 }

@@ -76,6 +76,29 @@ pub fn check_write(
     }
 }
 
+/// The most usage (everyone's) at which `check_write` still accepts
+/// `amounts` from a consumer that holds nothing here yet; `None` when it
+/// accepts them at no usage. A claim checked against a possibly older
+/// reading of the usage stays right as long as the usage is at most this
+/// and the limits are the same.
+pub fn most_usage_admitting(limits: &Limits, amounts: &[i64]) -> Option<i64> {
+    let admits = |used: i64| check_write(limits, amounts, used, used).is_ok();
+    if !admits(0) {
+        return None;
+    }
+    // Less usage never turns a yes into a no: search for the last yes.
+    let (mut yes, mut above) = (0i64, i64::MAX);
+    while above - yes > 1 {
+        let middle = yes + (above - yes) / 2;
+        if admits(middle) {
+            yes = middle;
+        } else {
+            above = middle;
+        }
+    }
+    Some(yes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +170,23 @@ mod tests {
             if check_write(&limits, &amounts, used, previous).is_ok() {
                 let after = used + amounts.iter().sum::<i64>();
                 prop_assert!(after as f64 <= limits.capacity() || after <= previous);
+            }
+        }
+
+        #[test]
+        fn most_usage_admitting_is_where_check_write_turns(
+            total in 1i64..1000,
+            reserved in 0i64..1000,
+            ratio in prop::sample::select(vec![0.1, 0.5, 1.0, 1.5, 4.0, 16.0]),
+            step_size in 1i64..4,
+            used in 0i64..20_000,
+            amounts in prop::collection::vec(1i64..200, 1..4),
+        ) {
+            let limits = Limits { step_size, ..limits(total, reserved.min(total), ratio) };
+            let accepted = check_write(&limits, &amounts, used, used).is_ok();
+            match most_usage_admitting(&limits, &amounts) {
+                Some(most) => prop_assert_eq!(accepted, used <= most),
+                None => prop_assert!(!accepted),
             }
         }
     }

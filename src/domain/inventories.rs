@@ -58,7 +58,7 @@ pub fn limits_of_values(values: &InventoryValues) -> Limits {
     }
 }
 
-fn values_of(limits: &Limits) -> InventoryValues {
+pub fn values_of(limits: &Limits) -> InventoryValues {
     InventoryValues {
         total: limits.total,
         reserved: limits.reserved,

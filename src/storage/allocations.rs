@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Nullable, Text, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::Connection;
-use super::inventories::NumberColumns;
+use super::inventories::{InventoryValues, NumberColumns};
 use super::prepared::Prepared;
 use super::resource_providers::ProviderRow;
 use super::schema::{
@@ -537,7 +537,7 @@ pub fn insert_and_bump(
             .bind::<Integer, _>(project_id)
             .bind::<Integer, _>(user_id)
             .bind::<Nullable<Integer>, _>(type_id)
-            .bind::<diesel::sql_types::Bool, _>(create),
+            .bind::<Bool, _>(create),
     )
     .get_result(connection)?;
     Ok(if create && row.consumers == 0 {
@@ -547,4 +547,87 @@ pub fn insert_and_bump(
     } else {
         Inserted::Done
     })
+}
+
+/// One inventory a claim was checked against: its values then, and the
+/// most usage at which the check still passes.
+pub struct UsageCeiling {
+    pub provider_id: i32,
+    pub class_id: i32,
+    pub inventory: InventoryValues,
+    pub most_usage: i64,
+}
+
+/// A new consumer's allocations, to be written only while the checks the
+/// caller made against its own reading of the providers still hold.
+pub struct ClaimWithinView<'a> {
+    pub consumer_uuid: Uuid,
+    pub project_external_id: &'a str,
+    pub user_external_id: &'a str,
+    pub consumer_type: Option<&'a str>,
+    /// Ascending, each once.
+    pub provider_ids: &'a [i32],
+    pub ceilings: &'a [UsageCeiling],
+    pub rows: &'a [NewAllocation],
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = Bool)]
+    claimed: bool,
+}
+
+/// Writes `claim` in one round trip when, with the providers locked,
+/// every checked inventory is unchanged and its usage at most its
+/// ceiling, and the consumer (whose project, user and type must exist)
+/// does not exist yet; answers false, having written nothing, otherwise.
+/// See the `claim_within_view` migration.
+///
+/// ```sql
+/// SELECT claim_within_view($1, ..., $17) AS claimed
+/// ```
+pub fn claim_within_view(
+    connection: &mut Connection,
+    claim: &ClaimWithinView<'_>,
+) -> QueryResult<bool> {
+    let ceilings = claim.ceilings;
+    let column = |value: fn(&UsageCeiling) -> i64| ceilings.iter().map(value).collect::<Vec<_>>();
+    let checked_providers: Vec<i32> = ceilings.iter().map(|c| c.provider_id).collect();
+    let checked_classes: Vec<i32> = ceilings.iter().map(|c| c.class_id).collect();
+    let ratios: Vec<f64> = ceilings
+        .iter()
+        .map(|c| c.inventory.allocation_ratio)
+        .collect();
+    let providers: Vec<i32> = claim
+        .rows
+        .iter()
+        .map(|row| row.resource_provider_id)
+        .collect();
+    let classes: Vec<i32> = claim.rows.iter().map(|row| row.resource_class_id).collect();
+    let amounts: Vec<i64> = claim.rows.iter().map(|row| row.used).collect();
+    let row: ClaimedRow = Prepared(
+        diesel::sql_query(
+            "SELECT claim_within_view($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                                      $14, $15, $16, $17) AS claimed",
+        )
+        .bind::<SqlUuid, _>(claim.consumer_uuid)
+        .bind::<Text, _>(claim.project_external_id)
+        .bind::<Text, _>(claim.user_external_id)
+        .bind::<Nullable<Text>, _>(claim.consumer_type)
+        .bind::<Array<Integer>, _>(claim.provider_ids)
+        .bind::<Array<Integer>, _>(&checked_providers)
+        .bind::<Array<Integer>, _>(&checked_classes)
+        .bind::<Array<BigInt>, _>(column(|c| c.inventory.total))
+        .bind::<Array<BigInt>, _>(column(|c| c.inventory.reserved))
+        .bind::<Array<BigInt>, _>(column(|c| c.inventory.min_unit))
+        .bind::<Array<BigInt>, _>(column(|c| c.inventory.max_unit))
+        .bind::<Array<BigInt>, _>(column(|c| c.inventory.step_size))
+        .bind::<Array<Double>, _>(&ratios)
+        .bind::<Array<BigInt>, _>(column(|c| c.most_usage))
+        .bind::<Array<Integer>, _>(&providers)
+        .bind::<Array<Integer>, _>(&classes)
+        .bind::<Array<BigInt>, _>(&amounts),
+    )
+    .get_result(connection)?;
+    Ok(row.claimed)
 }

@@ -14,4 +14,5 @@ mod protocol;
 mod providers;
 mod resource_providers;
 mod standard_data;
+mod view_claims;
 mod world_sync;

@@ -220,6 +220,7 @@ pub async fn set_allocations_for_consumer(request: Request) -> Result<HttpRespon
     let allow_empty = request.version.at_least(mv::CONSUMER_GENERATIONS);
     let write = consumer_write(&request, consumer_uuid, &body, allow_empty)?;
     let attempts = request.state.config.allocation_conflict_retry_count;
+    let state = request.state.clone();
     request
         .state
         .db
@@ -229,6 +230,7 @@ pub async fn set_allocations_for_consumer(request: Request) -> Result<HttpRespon
                 &[write],
                 Origin::Consumer(consumer_uuid),
                 attempts,
+                &state.world,
             )
         })
         .await?;
@@ -249,10 +251,13 @@ pub async fn set_allocations(request: Request) -> Result<HttpResponse, ApiError>
         writes.push(consumer_write(&request, consumer_uuid, data, true)?);
     }
     let attempts = request.state.config.allocation_conflict_retry_count;
+    let state = request.state.clone();
     request
         .state
         .db
-        .run(move |connection| domain::replace_all(connection, &writes, Origin::Batch, attempts))
+        .run(move |connection| {
+            domain::replace_all(connection, &writes, Origin::Batch, attempts, &state.world)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,255 @@
+//! Claims checked against a process's in-memory view and written in one
+//! statement on the condition that the check still holds in the database:
+//! a view made stale by another writer must never let a claim through
+//! that the database would refuse.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Uuid as SqlUuid};
+use placement::domain::allocation_candidates::cache::WorldCache;
+use placement::domain::allocations::{self, ConsumerAllocations, Origin, ProviderResources};
+use placement::domain::consumers::{ConsumerIdentity, ExpectedGeneration};
+use placement::errors::DomainError;
+use placement::storage::allocations::{
+    ClaimWithinView, NewAllocation, UsageCeiling, claim_within_view,
+};
+use placement::storage::inventories::InventoryValues;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::TestServer;
+use crate::support::http::Client;
+
+/// The standard class id of VCPU.
+const VCPU: i32 = 0;
+
+fn provider_with_vcpu(client: &Client, inventory: Value) -> String {
+    let uuid = Uuid::new_v4().to_string();
+    let created = client.post(
+        "/resource_providers",
+        &json!({"name": format!("compute-{uuid}"), "uuid": uuid}),
+    );
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    set_vcpu(client, &uuid, inventory);
+    uuid
+}
+
+fn set_vcpu(client: &Client, provider: &str, inventory: Value) {
+    let shown = client.get(&format!("/resource_providers/{provider}"));
+    let reply = client.put(
+        &format!("/resource_providers/{provider}/inventories"),
+        &json!({
+            "resource_provider_generation": shown.body["generation"],
+            "inventories": {"VCPU": inventory},
+        }),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+fn claim_over_http(client: &Client, provider: &str, vcpu: i64) {
+    let reply = client.put(
+        &format!("/allocations/{}", Uuid::new_v4()),
+        &json!({
+            "allocations": {provider: {"resources": {"VCPU": vcpu}}},
+            "project_id": "project", "user_id": "user",
+            "consumer_generation": null, "consumer_type": "INSTANCE"
+        }),
+    );
+    assert_eq!(reply.status, 204, "{:?}", reply.body);
+}
+
+fn vcpu_used(client: &Client, provider: &str) -> i64 {
+    let reply = client.get(&format!("/resource_providers/{provider}/usages"));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["usages"]["VCPU"].as_i64().unwrap_or(0)
+}
+
+fn new_consumer_claim(consumer: Uuid, provider: &str, vcpu: i64) -> ConsumerAllocations {
+    ConsumerAllocations {
+        consumer_uuid: consumer,
+        identity: ConsumerIdentity {
+            project_id: "project".into(),
+            user_id: "user".into(),
+            consumer_type: Some("INSTANCE".into()),
+        },
+        expected_generation: ExpectedGeneration::Absent,
+        allocations: vec![ProviderResources {
+            provider_uuid: provider.to_owned(),
+            resources: vec![("VCPU".into(), vcpu)],
+        }],
+    }
+}
+
+fn assert_capacity_refusal(outcome: Result<(), DomainError>) {
+    match outcome {
+        Err(DomainError::Conflict { detail, .. }) => assert!(
+            detail.contains("The requested amount would exceed the capacity."),
+            "{detail}"
+        ),
+        other => panic!("expected a capacity conflict, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stale_view_never_lets_through_what_the_database_refuses() {
+    let server = TestServer::start();
+    let client = server.client();
+    let mut connection = server.database.connection();
+    let busy = provider_with_vcpu(&client, json!({"total": 4}));
+    let shrunk = provider_with_vcpu(&client, json!({"total": 4}));
+    let view = WorldCache::new();
+    view.refresh(&mut connection).expect("load the view");
+
+    // Another writer takes 3 of busy's 4 VCPU; the view still sees 0 used.
+    claim_over_http(&client, &busy, 3);
+    let write = new_consumer_claim(Uuid::new_v4(), &busy, 2);
+    let outcome = allocations::replace_all(
+        &mut connection,
+        std::slice::from_ref(&write),
+        Origin::Consumer(write.consumer_uuid),
+        10,
+        &view,
+    );
+    assert_capacity_refusal(outcome);
+    assert_eq!(vcpu_used(&client, &busy), 3);
+
+    // What still fits goes through on the same stale view.
+    let write = new_consumer_claim(Uuid::new_v4(), &busy, 1);
+    allocations::replace_all(
+        &mut connection,
+        std::slice::from_ref(&write),
+        Origin::Consumer(write.consumer_uuid),
+        10,
+        &view,
+    )
+    .expect("1 more fits");
+    assert_eq!(vcpu_used(&client, &busy), 4);
+
+    // The inventory shrank since the view was read: 4 - 3 reserved.
+    set_vcpu(&client, &shrunk, json!({"total": 4, "reserved": 3}));
+    let write = new_consumer_claim(Uuid::new_v4(), &shrunk, 2);
+    let outcome = allocations::replace_all(
+        &mut connection,
+        std::slice::from_ref(&write),
+        Origin::Consumer(write.consumer_uuid),
+        10,
+        &view,
+    );
+    assert_capacity_refusal(outcome);
+    assert_eq!(vcpu_used(&client, &shrunk), 0);
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+#[derive(QueryableByName)]
+struct ProviderState {
+    #[diesel(sql_type = Integer)]
+    id: i32,
+    #[diesel(sql_type = Integer)]
+    generation: i32,
+}
+
+fn provider_state(connection: &mut PgConnection, provider: &str) -> ProviderState {
+    diesel::sql_query("SELECT id, generation FROM resource_providers WHERE uuid = $1")
+        .bind::<SqlUuid, _>(Uuid::parse_str(provider).expect("uuid"))
+        .get_result(connection)
+        .expect("provider row")
+}
+
+fn consumer_rows(connection: &mut PgConnection, consumer: Uuid) -> i64 {
+    let row: Count = diesel::sql_query("SELECT count(*) AS count FROM consumers WHERE uuid = $1")
+        .bind::<SqlUuid, _>(consumer)
+        .get_result(connection)
+        .expect("count");
+    row.count
+}
+
+#[test]
+fn claim_within_view_writes_only_while_the_check_holds() {
+    let server = TestServer::start();
+    let client = server.client();
+    let mut connection = server.database.connection();
+    let provider = provider_with_vcpu(&client, json!({"total": 8, "max_unit": 8}));
+    // Creates the project and user rows too.
+    claim_over_http(&client, &provider, 5);
+    let before = provider_state(&mut connection, &provider);
+    let inventory = InventoryValues {
+        total: 8,
+        reserved: 0,
+        min_unit: 1,
+        max_unit: 8,
+        step_size: 1,
+        allocation_ratio: 1.0,
+    };
+    let consumer = Uuid::new_v4();
+    let rows = [NewAllocation {
+        resource_provider_id: before.id,
+        consumer_id: consumer,
+        resource_class_id: VCPU,
+        used: 3,
+    }];
+    let provider_ids = [before.id];
+    let claim = |inventory: InventoryValues, most_usage: i64, project: &'static str| {
+        let ceilings = vec![UsageCeiling {
+            provider_id: before.id,
+            class_id: VCPU,
+            inventory,
+            most_usage,
+        }];
+        (ceilings, project)
+    };
+    let attempt = |connection: &mut PgConnection,
+                   (ceilings, project): (Vec<UsageCeiling>, &str)| {
+        claim_within_view(
+            connection,
+            &ClaimWithinView {
+                consumer_uuid: consumer,
+                project_external_id: project,
+                user_external_id: "user",
+                consumer_type: Some("INSTANCE"),
+                provider_ids: &provider_ids,
+                ceilings: &ceilings,
+                rows: &rows,
+            },
+        )
+        .expect("statement runs")
+    };
+
+    let refused = [
+        ("usage above the ceiling", claim(inventory, 4, "project")),
+        (
+            "inventory changed",
+            claim(
+                InventoryValues {
+                    total: 9,
+                    ..inventory
+                },
+                5,
+                "project",
+            ),
+        ),
+        ("unknown project", claim(inventory, 5, "no-such-project")),
+    ];
+    for (case, arguments) in refused {
+        assert!(!attempt(&mut connection, arguments), "{case}");
+        assert_eq!(consumer_rows(&mut connection, consumer), 0, "{case}");
+        let now = provider_state(&mut connection, &provider);
+        assert_eq!(now.generation, before.generation, "{case}");
+        assert_eq!(vcpu_used(&client, &provider), 5, "{case}");
+    }
+
+    assert!(attempt(&mut connection, claim(inventory, 5, "project")));
+    assert_eq!(consumer_rows(&mut connection, consumer), 1);
+    assert_eq!(
+        provider_state(&mut connection, &provider).generation,
+        before.generation + 1
+    );
+    assert_eq!(vcpu_used(&client, &provider), 8);
+
+    // The consumer exists now: a second claim for it is not this path's.
+    assert!(!attempt(&mut connection, claim(inventory, 8, "project")));
+    assert_eq!(vcpu_used(&client, &provider), 8);
+}
