@@ -63,8 +63,16 @@ fn vcpu_used(client: &Client, provider: &str) -> i64 {
     reply.body["usages"]["VCPU"].as_i64().unwrap_or(0)
 }
 
-fn new_consumer_claim(consumer: Uuid, provider: &str, vcpu: i64) -> ConsumerAllocations {
-    ConsumerAllocations {
+/// A claim of `vcpu` on `provider` for a new consumer, as the server
+/// writes it, checked first against `view`.
+fn claim_through(
+    connection: &mut PgConnection,
+    view: &WorldCache,
+    provider: &str,
+    vcpu: i64,
+) -> Result<(), DomainError> {
+    let consumer = Uuid::new_v4();
+    let write = ConsumerAllocations {
         consumer_uuid: consumer,
         identity: ConsumerIdentity {
             project_id: "project".into(),
@@ -76,7 +84,8 @@ fn new_consumer_claim(consumer: Uuid, provider: &str, vcpu: i64) -> ConsumerAllo
             provider_uuid: provider.to_owned(),
             resources: vec![("VCPU".into(), vcpu)],
         }],
-    }
+    };
+    allocations::replace_all(connection, &[write], Origin::Consumer(consumer), 10, view)
 }
 
 fn assert_capacity_refusal(outcome: Result<(), DomainError>) {
@@ -101,40 +110,16 @@ fn a_stale_view_never_lets_through_what_the_database_refuses() {
 
     // Another writer takes 3 of busy's 4 VCPU; the view still sees 0 used.
     claim_over_http(&client, &busy, 3);
-    let write = new_consumer_claim(Uuid::new_v4(), &busy, 2);
-    let outcome = allocations::replace_all(
-        &mut connection,
-        std::slice::from_ref(&write),
-        Origin::Consumer(write.consumer_uuid),
-        10,
-        &view,
-    );
-    assert_capacity_refusal(outcome);
+    assert_capacity_refusal(claim_through(&mut connection, &view, &busy, 2));
     assert_eq!(vcpu_used(&client, &busy), 3);
 
     // What still fits goes through on the same stale view.
-    let write = new_consumer_claim(Uuid::new_v4(), &busy, 1);
-    allocations::replace_all(
-        &mut connection,
-        std::slice::from_ref(&write),
-        Origin::Consumer(write.consumer_uuid),
-        10,
-        &view,
-    )
-    .expect("1 more fits");
+    claim_through(&mut connection, &view, &busy, 1).expect("1 more fits");
     assert_eq!(vcpu_used(&client, &busy), 4);
 
     // The inventory shrank since the view was read: 4 - 3 reserved.
     set_vcpu(&client, &shrunk, json!({"total": 4, "reserved": 3}));
-    let write = new_consumer_claim(Uuid::new_v4(), &shrunk, 2);
-    let outcome = allocations::replace_all(
-        &mut connection,
-        std::slice::from_ref(&write),
-        Origin::Consumer(write.consumer_uuid),
-        10,
-        &view,
-    );
-    assert_capacity_refusal(outcome);
+    assert_capacity_refusal(claim_through(&mut connection, &view, &shrunk, 2));
     assert_eq!(vcpu_used(&client, &shrunk), 0);
 }
 
