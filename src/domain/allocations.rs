@@ -164,7 +164,7 @@ fn settle_against_view(world: &World, writes: &[ConsumerAllocations]) -> Option<
     let mut ceilings = Vec::with_capacity(demands.len());
     for demand in &demands {
         let provider = world.provider(demand.provider_id)?;
-        let limits = provider.inventories.get(&demand.class_id)?;
+        let limits = provider.limits(demand.class_id)?;
         let most_usage = capacity::most_usage_admitting(limits, &demand.amounts)?;
         if provider.used(demand.class_id) > most_usage {
             return None;
@@ -757,10 +757,10 @@ pub fn current_for_consumers(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
 
     use super::*;
-    use crate::domain::allocation_candidates::world::Provider;
+    use crate::domain::allocation_candidates::world::{Capacities, Provider};
 
     const VCPU: i32 = 0;
     const DISK_GB: i32 = 2;
@@ -781,18 +781,20 @@ mod tests {
             generation: 3,
             parent: None,
             root: 7,
-            inventories: BTreeMap::from([(
-                VCPU,
-                Limits {
-                    total: 8,
-                    reserved: 0,
-                    min_unit: 1,
-                    max_unit: 8,
-                    step_size: 1,
-                    allocation_ratio: 2.0,
-                },
-            )]),
-            usages: BTreeMap::from([(VCPU, used)]),
+            capacities: Capacities::new(
+                [(
+                    VCPU,
+                    Limits {
+                        total: 8,
+                        reserved: 0,
+                        min_unit: 1,
+                        max_unit: 8,
+                        step_size: 1,
+                        allocation_ratio: 2.0,
+                    },
+                )],
+                [(VCPU, used)],
+            ),
             traits: BTreeSet::new(),
             aggregates: BTreeSet::new(),
         });

@@ -644,7 +644,8 @@ impl<'a> CandidatesBody<'a> {
         out.uuid(provider.uuid);
         out.raw(b":{\"resources\":{");
         let mut first = true;
-        for (class, limits) in &provider.inventories {
+        for capacity in provider.capacities.iter() {
+            let class = &capacity.class;
             if !self.form.all_classes && self.requested.binary_search(class).is_err() {
                 continue;
             }
@@ -655,9 +656,9 @@ impl<'a> CandidatesBody<'a> {
             out.raw(names.class(*class));
             out.raw(b":{\"capacity\":");
             // Truncated as upstream's int().
-            out.int(limits.capacity() as i64);
+            out.int(capacity.limits.capacity() as i64);
             out.raw(b",\"used\":");
-            out.int(provider.used(*class));
+            out.int(capacity.used);
             out.raw(b"}");
         }
         out.raw(b"}");

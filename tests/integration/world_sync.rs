@@ -137,10 +137,10 @@ fn api_writes_show_in_a_refreshed_world() {
         );
         assert_eq!(child_view.generation, generation(&client, &child) as i32);
         assert_eq!(root_view.generation, generation(&client, &root) as i32);
-        let limits = child_view.inventories[&vcpu];
+        let limits = *child_view.limits(vcpu).expect("VCPU inventory");
         assert_eq!((limits.total, limits.reserved), (8, 1));
         assert_eq!(limits.allocation_ratio, 2.0);
-        assert_eq!(child_view.inventories[&memory].step_size, 256);
+        assert_eq!(child_view.limits(memory).map(|l| l.step_size), Some(256));
         assert_eq!(child_view.used(vcpu), 5);
         assert_eq!(child_view.used(memory), 512);
         assert_eq!(child_view.traits, [fast, avx].into_iter().collect());
@@ -203,7 +203,7 @@ fn a_second_cache_loads_what_the_first_applied() {
     let vcpu = world.class_id("VCPU").expect("VCPU");
     let view = world.provider_by_uuid(&parse(&provider)).expect("provider");
     assert_eq!(view.used(vcpu), 1);
-    assert_eq!(view.inventories[&vcpu].total, 4);
+    assert_eq!(view.limits(vcpu).map(|l| l.total), Some(4));
 }
 
 /// Inserts a root provider by SQL on `connection`.

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use super::world::{Provider, ProviderId, World};
+use super::world::{Capacities, Provider, ProviderId, World};
 use crate::domain::inventories::limits_of_values;
 use crate::errors::DomainError;
 use crate::storage::Connection;
@@ -411,8 +411,7 @@ fn assemble(data: ProviderData) -> HashMap<ProviderId, Provider> {
                     generation: row.generation,
                     parent: row.parent_provider_id,
                     root: row.root_provider_id,
-                    inventories: BTreeMap::new(),
-                    usages: BTreeMap::new(),
+                    capacities: Capacities::default(),
                     traits: BTreeSet::new(),
                     aggregates: BTreeSet::new(),
                 },
@@ -422,13 +421,15 @@ fn assemble(data: ProviderData) -> HashMap<ProviderId, Provider> {
     for row in data.inventories {
         if let Some(provider) = providers.get_mut(&row.resource_provider_id) {
             provider
-                .inventories
-                .insert(row.resource_class_id, limits_of_values(&row.values));
+                .capacities
+                .set_limits(row.resource_class_id, limits_of_values(&row.values));
         }
     }
     for row in data.usages {
         if let Some(provider) = providers.get_mut(&row.resource_provider_id) {
-            provider.usages.insert(row.resource_class_id, row.used);
+            provider
+                .capacities
+                .set_used(row.resource_class_id, row.used);
         }
     }
     for row in data.traits {
@@ -653,12 +654,12 @@ mod tests {
         let root = &providers[&1];
         assert_eq!(root.generation, 4);
         assert_eq!(root.traits, BTreeSet::from([9]));
-        assert!(root.inventories.is_empty());
+        assert!(root.capacities.is_empty());
         let child = &providers[&2];
         assert_eq!(child.parent, Some(1));
         assert_eq!(child.root, 1);
         assert_eq!(child.used(0), 3);
-        assert_eq!(child.inventories[&0].total, 8);
+        assert_eq!(child.limits(0).map(|limits| limits.total), Some(8));
         assert_eq!(child.aggregates, BTreeSet::from([5]));
     }
 }

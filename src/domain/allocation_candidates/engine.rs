@@ -677,19 +677,20 @@ impl<'w> Plan<'w> {
 /// inventories (and usage of each), traits and aggregates.
 fn same_shape(a: &Provider, b: &Provider) -> bool {
     a.parent == b.parent
-        && a.inventories.len() == b.inventories.len()
-        && a.inventories
+        && a.capacities.len() == b.capacities.len()
+        && a.capacities
             .iter()
-            .zip(&b.inventories)
-            .all(|((class_a, la), (class_b, lb))| {
-                class_a == class_b
+            .zip(b.capacities.iter())
+            .all(|(ca, cb)| {
+                let (la, lb) = (&ca.limits, &cb.limits);
+                ca.class == cb.class
                     && la.total == lb.total
                     && la.reserved == lb.reserved
                     && la.min_unit == lb.min_unit
                     && la.max_unit == lb.max_unit
                     && la.step_size == lb.step_size
                     && la.allocation_ratio.to_bits() == lb.allocation_ratio.to_bits()
-                    && a.used(*class_a) == b.used(*class_b)
+                    && ca.used == cb.used
             })
         && a.traits == b.traits
         && a.aggregates == b.aggregates
@@ -843,7 +844,7 @@ impl<'p> Search<'p> {
                 let total = before + amount;
                 let fits = plan
                     .provider(provider_id)
-                    .and_then(|p| p.inventories.get(class).map(|limits| (p, limits)))
+                    .and_then(|p| p.limits(*class).map(|limits| (p, limits)))
                     .is_some_and(|(p, limits)| {
                         limits.has_room(p.used(*class), total) && total <= limits.max_unit
                     });

@@ -3,8 +3,9 @@
 //! name tables. Plain data, no database: `storage::world` fills it and
 //! keeps it in step with PostgreSQL; tests build it by hand.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::domain::capacity::Limits;
@@ -22,26 +23,105 @@ pub struct Provider {
     pub generation: i32,
     pub parent: Option<ProviderId>,
     pub root: ProviderId,
-    /// Inventory by class.
-    pub inventories: BTreeMap<ClassId, Limits>,
-    /// Current usage by class (absent = 0).
-    pub usages: BTreeMap<ClassId, i64>,
+    pub capacities: Capacities,
     pub traits: BTreeSet<TraitId>,
     pub aggregates: BTreeSet<AggregateId>,
 }
 
 impl Provider {
+    /// The inventory of `class`, if the provider has one.
+    pub fn limits(&self, class: ClassId) -> Option<&Limits> {
+        self.capacities.get(class).map(|capacity| &capacity.limits)
+    }
+
     /// Usage of `class`, 0 when nothing is allocated.
     pub fn used(&self, class: ClassId) -> i64 {
-        self.usages.get(&class).copied().unwrap_or(0)
+        self.capacities
+            .get(class)
+            .map_or(0, |capacity| capacity.used)
     }
 
     /// True when one more allocation of `amount` of `class` fits here
     /// (unit constraints and capacity).
     pub fn can_allocate(&self, class: ClassId, amount: i64) -> bool {
-        self.inventories
-            .get(&class)
-            .is_some_and(|limits| limits.can_allocate(self.used(class), amount))
+        self.capacities
+            .get(class)
+            .is_some_and(|capacity| capacity.limits.can_allocate(capacity.used, amount))
+    }
+}
+
+/// A provider's inventory of one class, with the usage of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Capacity {
+    pub class: ClassId,
+    pub limits: Limits,
+    pub used: i64,
+}
+
+/// A provider's inventories with their usage, ascending by class and held
+/// inline: whether a provider fits, the engine's innermost question, is
+/// answered from the provider's own memory, without following pointers
+/// for every provider scanned. Usage of a class the provider has no
+/// inventory of is not kept (nothing can be allocated from it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Capacities(SmallVec<[Capacity; 4]>);
+
+impl Capacities {
+    /// From inventories and usages by class.
+    pub fn new(
+        inventories: impl IntoIterator<Item = (ClassId, Limits)>,
+        usages: impl IntoIterator<Item = (ClassId, i64)>,
+    ) -> Capacities {
+        let mut capacities = Capacities::default();
+        for (class, limits) in inventories {
+            capacities.set_limits(class, limits);
+        }
+        for (class, used) in usages {
+            capacities.set_used(class, used);
+        }
+        capacities
+    }
+
+    pub fn get(&self, class: ClassId) -> Option<&Capacity> {
+        self.0.iter().find(|capacity| capacity.class == class)
+    }
+
+    /// Sets the inventory of `class`, keeping its usage.
+    pub fn set_limits(&mut self, class: ClassId, limits: Limits) {
+        match self
+            .0
+            .binary_search_by_key(&class, |capacity| capacity.class)
+        {
+            Ok(at) => self.0[at].limits = limits,
+            Err(at) => self.0.insert(
+                at,
+                Capacity {
+                    class,
+                    limits,
+                    used: 0,
+                },
+            ),
+        }
+    }
+
+    /// Sets the usage of `class` where the provider has inventory of it.
+    pub fn set_used(&mut self, class: ClassId, used: i64) {
+        if let Some(capacity) = self.0.iter_mut().find(|capacity| capacity.class == class) {
+            capacity.used = used;
+        }
+    }
+
+    /// Ascending by class.
+    pub fn iter(&self) -> impl Iterator<Item = &Capacity> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -271,8 +351,7 @@ mod tests {
             generation: 0,
             parent,
             root,
-            inventories: BTreeMap::new(),
-            usages: BTreeMap::new(),
+            capacities: Capacities::default(),
             traits: BTreeSet::new(),
             aggregates: BTreeSet::from([7]),
         }

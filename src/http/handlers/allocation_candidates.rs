@@ -238,14 +238,12 @@ fn render<'a>(
 #[cfg(test)]
 #[expect(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
-    use std::collections::BTreeMap;
-
     use serde_json::json;
     use uuid::Uuid;
 
     use super::*;
     use crate::domain::allocation_candidates::request::AllocationRequest;
-    use crate::domain::allocation_candidates::world::Provider;
+    use crate::domain::allocation_candidates::world::{Capacities, Provider};
     use crate::domain::capacity::Limits;
     use crate::schemas::allocation_candidates::parse_candidates_query;
 
@@ -277,11 +275,10 @@ mod tests {
             generation: 0,
             parent: None,
             root: 1,
-            inventories: BTreeMap::from([
-                (VCPU, limits(8, 1, 1.5)),
-                (DISK_GB, limits(100, 0, 1.0)),
-            ]),
-            usages: BTreeMap::from([(VCPU, 2)]),
+            capacities: Capacities::new(
+                [(VCPU, limits(8, 1, 1.5)), (DISK_GB, limits(100, 0, 1.0))],
+                [(VCPU, 2)],
+            ),
             traits: BTreeSet::from([AVX]),
             aggregates: BTreeSet::from([9]),
         });
@@ -291,8 +288,7 @@ mod tests {
             generation: 0,
             parent: Some(1),
             root: 1,
-            inventories: BTreeMap::new(),
-            usages: BTreeMap::new(),
+            capacities: Capacities::default(),
             traits: BTreeSet::new(),
             aggregates: BTreeSet::new(),
         });
@@ -460,12 +456,14 @@ mod tests {
                 generation: 0,
                 parent: None,
                 root: id,
-                inventories: BTreeMap::from([
-                    (VCPU, limits(32 * scale, 0, 4.0)),
-                    (MEMORY_MB, limits(131_072 * scale, 512, 1.0)),
-                    (DISK_GB, limits(1024 * scale, 0, 1.0)),
-                ]),
-                usages: BTreeMap::new(),
+                capacities: Capacities::new(
+                    [
+                        (VCPU, limits(32 * scale, 0, 4.0)),
+                        (MEMORY_MB, limits(131_072 * scale, 512, 1.0)),
+                        (DISK_GB, limits(1024 * scale, 0, 1.0)),
+                    ],
+                    [],
+                ),
                 traits: BTreeSet::from([AVX]),
                 aggregates: BTreeSet::from([9]),
             });

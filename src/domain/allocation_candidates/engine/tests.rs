@@ -14,7 +14,7 @@ use crate::domain::allocation_candidates::request::{
     RequestGroup, TraitFilter,
 };
 use crate::domain::allocation_candidates::world::{
-    AggregateId, ClassId, Provider, ProviderId, TraitId, World,
+    AggregateId, Capacities, ClassId, Provider, ProviderId, TraitId, World,
 };
 use crate::domain::capacity::Limits;
 
@@ -60,16 +60,14 @@ fn add(world: &mut World, spec: Spec<'_>) {
         generation: 0,
         parent: spec.parent,
         root,
-        inventories: spec
-            .inventories
-            .iter()
-            .map(|(class, total, _)| (*class, limits(*total, *total)))
-            .collect(),
-        usages: spec
-            .inventories
-            .iter()
-            .map(|(class, _, used)| (*class, *used))
-            .collect(),
+        capacities: Capacities::new(
+            spec.inventories
+                .iter()
+                .map(|(class, total, _)| (*class, limits(*total, *total))),
+            spec.inventories
+                .iter()
+                .map(|(class, _, used)| (*class, *used)),
+        ),
         traits: spec.traits.iter().copied().collect(),
         aggregates: spec.aggregates.iter().copied().collect(),
     });
@@ -350,10 +348,10 @@ fn group_policy_and_summed_capacity() {
     assert_eq!(run(&world, &big).allocation_requests.len(), 2);
     // The sum must respect max_unit too.
     edit(&mut world, 2, |p| {
-        p.inventories.insert(VF, limits(10, 3));
+        p.capacities.set_limits(VF, limits(10, 3));
     });
     edit(&mut world, 3, |p| {
-        p.inventories.insert(VF, limits(10, 3));
+        p.capacities.set_limits(VF, limits(10, 3));
     });
     assert_eq!(run(&world, &big).allocation_requests.len(), 2);
     big.group_policy = GroupPolicy::Isolate;
@@ -634,8 +632,7 @@ fn reference(world: &World, request: &CandidateRequest) -> (BTreeSet<Key>, BTree
             generation: 0,
             parent: None,
             root: id,
-            inventories: BTreeMap::new(),
-            usages: BTreeMap::new(),
+            capacities: Capacities::default(),
             traits: BTreeSet::new(),
             aggregates: BTreeSet::new(),
         })
@@ -811,8 +808,7 @@ fn reference(world: &World, request: &CandidateRequest) -> (BTreeSet<Key>, BTree
             }
             let fits = total.iter().all(|((p, c), a)| {
                 let me = get(*p);
-                me.inventories
-                    .get(c)
+                me.limits(*c)
                     .is_some_and(|l| l.has_room(me.used(*c), *a) && *a <= l.max_unit)
             });
             if !fits {
@@ -913,20 +909,19 @@ fn world_strategy() -> impl Strategy<Value = World> {
                 let root = parent
                     .and_then(|p| world.provider(p).map(|p| p.root))
                     .unwrap_or(id);
-                let mut inventories = BTreeMap::new();
-                let mut usages = BTreeMap::new();
-                for (class, total, used, max_unit) in &spec.1 {
-                    inventories.insert(*class, limits(*total, *max_unit));
-                    usages.insert(*class, *used);
-                }
+                let capacities = Capacities::new(
+                    spec.1
+                        .iter()
+                        .map(|(class, total, _, max_unit)| (*class, limits(*total, *max_unit))),
+                    spec.1.iter().map(|(class, _, used, _)| (*class, *used)),
+                );
                 world.upsert_provider(Provider {
                     id,
                     uuid: Uuid::from_u128(id as u128),
                     generation: 0,
                     parent,
                     root,
-                    inventories,
-                    usages,
+                    capacities,
                     traits: spec.2.iter().chain(extra).copied().collect(),
                     aggregates: spec.3.iter().copied().collect(),
                 });
