@@ -168,7 +168,7 @@ pub fn create(
     rule: ReservedRule,
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
     storage::write_transaction(connection, |connection| {
-        let mut provider = providers::find(connection, provider_uuid)?;
+        let mut provider = providers::find_for_write(connection, provider_uuid)?;
         let refused = format!(
             "Unable to create inventory for resource provider {}: ",
             provider.uuid
@@ -212,7 +212,7 @@ pub fn update(
     rule: ReservedRule,
 ) -> Result<(ProviderRow, InventoryRow), DomainError> {
     storage::write_transaction(connection, |connection| {
-        let mut provider = providers::find(connection, provider_uuid)?;
+        let mut provider = providers::find_for_write(connection, provider_uuid)?;
         providers::check_generation(provider.generation, generation, GENERATION_CONFLICT)?;
         check_capacity(&provider.uuid.to_string(), inventory, rule).map_err(|error| {
             DomainError::prefixed(
@@ -388,7 +388,7 @@ pub fn delete(
     class_name: &str,
 ) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
-        let provider = providers::find(connection, provider_uuid)?;
+        let provider = providers::find_for_write(connection, provider_uuid)?;
         let not_found = format!("No inventory of class {class_name} found for delete: ");
         let conflict = format!("Unable to delete inventory of class {class_name}: ");
         let class_id = resolve_classes(connection, &[class_name])

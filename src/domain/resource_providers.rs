@@ -20,6 +20,16 @@ pub fn find(connection: &mut Connection, uuid: &str) -> Result<ProviderRow, Doma
     store::get_by_uuid(connection, parsed)?.ok_or_else(|| not_found(uuid))
 }
 
+/// As `find`, with the provider's row locked until the transaction ends,
+/// for a write that changes the provider's inventories or traits before
+/// it moves the generation: every writer takes the provider's row before
+/// its other rows, so two writers on one provider queue instead of
+/// deadlocking, and the generation read is the newest committed.
+pub fn find_for_write(connection: &mut Connection, uuid: &str) -> Result<ProviderRow, DomainError> {
+    let parsed = parse_uuid(uuid)?;
+    store::get_by_uuid_locked(connection, parsed)?.ok_or_else(|| not_found(uuid))
+}
+
 /// A path's `{uuid}`; 404 when it is not a UUID (it names no provider).
 pub fn parse_uuid(uuid: &str) -> Result<Uuid, DomainError> {
     Uuid::parse_str(uuid).map_err(|_| not_found(uuid))

@@ -83,7 +83,7 @@ pub fn clear_for_provider(
     provider_uuid: &str,
 ) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
-        let provider = providers::find(connection, provider_uuid)?;
+        let provider = providers::find_for_write(connection, provider_uuid)?;
         store::replace_for_provider(connection, provider.id, &[])?;
         providers::bump_generation(connection, &provider)?;
         Ok(())

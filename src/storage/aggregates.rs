@@ -48,7 +48,9 @@ pub struct ProviderAggregatesWrite {
 ///
 /// ```sql
 /// WITH provider AS (SELECT id, generation FROM resource_providers WHERE uuid = $1),
-///      created AS (INSERT INTO placement_aggregates ... the missing ones
+///      created AS (INSERT INTO placement_aggregates ... the missing ones,
+///                  in uuid order so that two writers creating the same
+///                  ones wait for each other instead of deadlocking,
 ///                  ON CONFLICT DO NOTHING RETURNING id),
 ///      wanted AS (the existing ids UNION ALL created),
 ///      bumped AS (UPDATE resource_providers ... WHERE $3 AND generation = $2
@@ -72,6 +74,7 @@ pub fn replace_for_provider_uuid(
              SELECT u FROM unnest($4::uuid[]) u \
              WHERE EXISTS (SELECT 1 FROM provider WHERE NOT $3 OR generation = $2) \
                AND NOT EXISTS (SELECT 1 FROM placement_aggregates a WHERE a.uuid = u) \
+             ORDER BY u \
              ON CONFLICT DO NOTHING RETURNING id \
          ), wanted AS ( \
              SELECT id FROM placement_aggregates WHERE uuid = ANY($4) \

@@ -42,6 +42,19 @@ pub fn get_by_uuid(connection: &mut Connection, uuid: Uuid) -> QueryResult<Optio
         .optional()
 }
 
+/// As `get_by_uuid`, with the row locked until the transaction ends.
+pub fn get_by_uuid_locked(
+    connection: &mut Connection,
+    uuid: Uuid,
+) -> QueryResult<Option<ProviderRow>> {
+    resource_providers::table
+        .filter(resource_providers::uuid.eq(uuid))
+        .select(ProviderRow::as_select())
+        .for_no_key_update()
+        .first(connection)
+        .optional()
+}
+
 pub fn get_by_id(connection: &mut Connection, id: i32) -> QueryResult<Option<ProviderRow>> {
     resource_providers::table
         .find(id)

@@ -210,3 +210,62 @@ fn writers_creating_one_new_aggregate_at_once_both_join_it() {
     assert_eq!(left.body["aggregates"], right.body["aggregates"]);
     assert_eq!(left.body["resource_provider_generation"], 20);
 }
+
+#[test]
+fn writers_of_one_providers_inventories_queue_instead_of_deadlocking() {
+    let server = TestServer::start();
+    let uuid = create_provider(&server, "contended");
+    let client = server.client();
+    let inventories = format!("/resource_providers/{uuid}/inventories");
+    let first = client.put(
+        &inventories,
+        &json!({"resource_provider_generation": 0,
+                "inventories": {"VCPU": {"total": 8}, "DISK_GB": {"total": 100}}}),
+    );
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let generation = first.body["resource_provider_generation"].clone();
+
+    // Hold the provider's row so that the whole-inventory write queues
+    // for it first, then the one-class write after it.
+    let mut holder = server.database.connection();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM resource_providers WHERE uuid = '{uuid}' FOR NO KEY UPDATE"
+        ))
+        .expect("lock the provider");
+    let whole = {
+        let (client, path, generation) = (client.clone(), inventories.clone(), generation.clone());
+        std::thread::spawn(move || {
+            client.put(
+                &path,
+                &json!({"resource_provider_generation": generation,
+                        "inventories": {"VCPU": {"total": 16}, "DISK_GB": {"total": 100}}}),
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let one_class = {
+        let (client, path) = (client.clone(), format!("{inventories}/VCPU"));
+        std::thread::spawn(move || {
+            client.put(
+                &path,
+                &json!({"resource_provider_generation": generation, "total": 12}),
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    holder
+        .batch_execute("COMMIT")
+        .expect("release the provider");
+
+    // Had the one-class write changed its row before taking the
+    // provider's, each would now wait for the other: a deadlock, and a
+    // 500 for whichever PostgreSQL aborted.
+    let whole = whole.join().expect("whole-inventory writer");
+    let one_class = one_class.join().expect("one-class writer");
+    assert_eq!(whole.status, 200, "{:?}", whole.body);
+    assert_eq!(one_class.status, 409, "{:?}", one_class.body);
+    assert_eq!(one_class.error_code(), "placement.concurrent_update");
+    let shown = client.get(&inventories);
+    assert_eq!(shown.body["inventories"]["VCPU"]["total"], 16);
+}
