@@ -10,6 +10,7 @@ mod claims;
 mod generations;
 mod http_framing;
 mod inventories;
+mod mixed_writers;
 mod protocol;
 mod providers;
 mod resource_providers;

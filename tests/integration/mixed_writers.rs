@@ -1,0 +1,167 @@
+//! Many clients writing to the same few providers at once, every kind of
+//! provider write mixed with claims: each request ends in a 2xx or a 4xx
+//! (never a 5xx: no deadlock, no unmapped error), and no provider ends up
+//! over capacity.
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+use crate::support::http::{Client, Reply};
+
+const PROVIDERS: usize = 3;
+const CONSUMERS: usize = 6;
+const CLIENTS: u64 = 8;
+const REQUESTS_PER_CLIENT: usize = 250;
+
+/// A small deterministic generator, one per client.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+fn generation(client: &Client, provider: &str) -> Value {
+    client.get(&format!("/resource_providers/{provider}")).body["generation"].clone()
+}
+
+/// One request of a randomly chosen kind; its name and reply.
+fn one_request(client: &Client, dice: &mut Dice, providers: &[String]) -> (&'static str, Reply) {
+    let provider = &providers[dice.below(providers.len())];
+    let consumer = format!(
+        "00000000-0000-0000-0000-00000000000{}",
+        dice.below(CONSUMERS)
+    );
+    let base = format!("/resource_providers/{provider}");
+    match dice.below(10) {
+        0 => (
+            "PUT inventories",
+            client.put(
+                &format!("{base}/inventories"),
+                &json!({"resource_provider_generation": generation(client, provider),
+                        "inventories": {"VCPU": {"total": 4 + dice.below(2) * 4},
+                                        "DISK_GB": {"total": 100}}}),
+            ),
+        ),
+        1 => (
+            "PUT one inventory",
+            client.put(
+                &format!("{base}/inventories/VCPU"),
+                &json!({"resource_provider_generation": generation(client, provider),
+                        "total": 4 + dice.below(3) * 2}),
+            ),
+        ),
+        2 => (
+            "DELETE one inventory",
+            client.delete(&format!("{base}/inventories/DISK_GB")),
+        ),
+        3 => (
+            "POST inventory",
+            client.post(
+                &format!("{base}/inventories"),
+                &json!({"resource_class": "DISK_GB", "total": 100}),
+            ),
+        ),
+        4 => {
+            let chosen = ["HW_CPU_X86_AVX2", "HW_CPU_X86_SSE"][dice.below(2)];
+            (
+                "PUT traits",
+                client.put(
+                    &format!("{base}/traits"),
+                    &json!({"resource_provider_generation": generation(client, provider),
+                            "traits": [chosen]}),
+                ),
+            )
+        }
+        5 => ("DELETE traits", client.delete(&format!("{base}/traits"))),
+        6 => (
+            "PUT aggregates",
+            client.put(
+                &format!("{base}/aggregates"),
+                &json!({"resource_provider_generation": generation(client, provider),
+                        "aggregates": [format!("00000000-0000-0000-0000-0000000000a{}",
+                                               dice.below(3))]}),
+            ),
+        ),
+        7 => (
+            "DELETE allocations",
+            client.delete(&format!("/allocations/{consumer}")),
+        ),
+        8 => (
+            "GET allocation_candidates",
+            client.get("/allocation_candidates?resources=VCPU:1&limit=3"),
+        ),
+        _ => (
+            "PUT allocations",
+            client.put(
+                &format!("/allocations/{consumer}"),
+                &json!({"allocations": {provider: {"resources": {"VCPU": 1 + dice.below(2)}}},
+                        "project_id": "project", "user_id": "user",
+                        "consumer_generation": null, "consumer_type": "INSTANCE"}),
+            ),
+        ),
+    }
+}
+
+#[test]
+fn concurrent_writers_of_one_provider_get_no_5xx_and_never_over_allocate() {
+    let server = TestServer::start();
+    let client = server.client();
+    let providers: Vec<String> = (0..PROVIDERS)
+        .map(|index| {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            let created = client.post(
+                "/resource_providers",
+                &json!({"name": format!("shared-{index}"), "uuid": uuid}),
+            );
+            assert_eq!(created.status, 200, "{:?}", created.body);
+            uuid
+        })
+        .collect();
+
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|seed| {
+            let (client, providers) = (client.clone(), providers.clone());
+            std::thread::spawn(move || {
+                let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ (seed + 1));
+                let mut failures = Vec::new();
+                for _ in 0..REQUESTS_PER_CLIENT {
+                    let (kind, reply) = one_request(&client, &mut dice, &providers);
+                    if reply.status >= 500 {
+                        failures.push(format!("{kind}: {} {:?}", reply.status, reply.body));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = workers
+        .into_iter()
+        .flat_map(|worker| worker.join().expect("client thread"))
+        .collect();
+    assert!(failures.is_empty(), "{} 5xx: {failures:#?}", failures.len());
+
+    for provider in &providers {
+        let inventories = client.get(&format!("/resource_providers/{provider}/inventories"));
+        let usages = client.get(&format!("/resource_providers/{provider}/usages"));
+        let usages = usages.body["usages"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (class, used) in usages {
+            let used = used.as_i64().unwrap_or(0);
+            let inventory = &inventories.body["inventories"][&class];
+            let capacity = (inventory["total"].as_i64().unwrap_or(0)
+                - inventory["reserved"].as_i64().unwrap_or(0)) as f64
+                * inventory["allocation_ratio"].as_f64().unwrap_or(0.0);
+            assert!(
+                used as f64 <= capacity,
+                "{provider} {class}: {used} used, capacity {capacity}"
+            );
+        }
+    }
+}
