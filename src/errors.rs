@@ -183,6 +183,13 @@ impl From<DomainError> for ApiError {
                     "The database is not available. Please retry the request.",
                 )
             }
+            DomainError::Storage(StorageError::Contended(cause)) => {
+                tracing::warn!(error = %cause, "write lost to a concurrent update");
+                ApiError::conflict(
+                    "Another thread concurrently updated the data. Please retry your update",
+                )
+                .with_code(ErrorCode::ConcurrentUpdate)
+            }
             DomainError::Storage(StorageError::Query(cause)) => {
                 tracing::error!(error = %cause, "database error");
                 ApiError::new(

@@ -77,7 +77,13 @@ impl From<DomainError> for AttemptError {
 
 impl From<diesel::result::Error> for AttemptError {
     fn from(error: diesel::result::Error) -> Self {
-        AttemptError::Failed(error.into())
+        // A concurrent writer (a deadlock broken, a class or provider
+        // deleted under the write): the next attempt reads afresh.
+        if storage::is_contention(&error) {
+            AttemptError::Retry
+        } else {
+            AttemptError::Failed(error.into())
+        }
     }
 }
 

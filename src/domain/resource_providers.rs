@@ -292,6 +292,8 @@ pub fn update(
                         ErrorCode::DuplicateName,
                         format!("Conflicting resource provider {name} already exists."),
                     ),
+                    // Deleted since it was read.
+                    None if matches!(error, diesel::result::Error::NotFound) => not_found(uuid),
                     None => error.into(),
                 }
             })?;
@@ -307,7 +309,10 @@ pub fn update(
 /// 409 while it has children or allocations.
 pub fn delete(connection: &mut Connection, uuid: &str) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
-        let provider = find(connection, uuid).map_err(|error| match error {
+        // Locked first: the checks below then hold until the delete (a
+        // claim takes the same row before it adds allocations), and the
+        // provider's rows go after its own, in every writer's order.
+        let provider = find_for_write(connection, uuid).map_err(|error| match error {
             DomainError::NotFound(_) => DomainError::not_found(format!(
                 "No resource provider with uuid {uuid} found for delete"
             )),

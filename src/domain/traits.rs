@@ -15,6 +15,22 @@ pub fn get(connection: &mut Connection, name: &str) -> Result<TraitRow, DomainEr
         .ok_or_else(|| DomainError::not_found(format!("No such trait(s): {name}.")))
 }
 
+/// Creates a custom trait unless it exists: the row, and whether this call
+/// created it. A trait deleted between finding it and reading it is
+/// created again.
+pub fn ensure(connection: &mut Connection, name: &str) -> Result<(TraitRow, bool), DomainError> {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        if let Some(found) = store::ensure(connection, name)? {
+            return Ok(found);
+        }
+    }
+    Err(DomainError::conflict(
+        ErrorCode::ConcurrentUpdate,
+        "Another thread concurrently updated the data. Please retry your update",
+    ))
+}
+
 pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
         let row = get(connection, name)?;

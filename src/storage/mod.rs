@@ -21,6 +21,13 @@ pub enum StorageError {
     /// No connection could be had: the database is down or unreachable.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A concurrent writer changed what a statement relied on between the
+    /// request's reads and its write: a row it referenced was deleted (a
+    /// foreign-key violation), or PostgreSQL broke a deadlock or a
+    /// serialization conflict. Nothing was written; the request may be
+    /// retried.
+    #[error("concurrent update: {0}")]
+    Contended(DieselError),
     /// A statement failed.
     #[error("database query failed: {0}")]
     Query(DieselError),
@@ -32,8 +39,23 @@ impl From<DieselError> for StorageError {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 StorageError::Unavailable(error.to_string())
             }
+            _ if is_contention(&error) => StorageError::Contended(error),
             _ => StorageError::Query(error),
         }
+    }
+}
+
+/// True for the errors a concurrent writer causes (see
+/// `StorageError::Contended`). Diesel has no kind for a deadlock
+/// (SQLSTATE 40P01): PostgreSQL's message tells it.
+pub fn is_contention(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation | DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, info) => info.message().starts_with("deadlock detected"),
+        _ => false,
     }
 }
 

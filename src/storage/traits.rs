@@ -54,9 +54,10 @@ pub fn get_by_name(connection: &mut Connection, name: &str) -> QueryResult<Optio
         .optional()
 }
 
-/// Inserts a trait unless it exists; returns the row either way, and
-/// whether this call created it.
-pub fn ensure(connection: &mut Connection, name: &str) -> QueryResult<(TraitRow, bool)> {
+/// Inserts a trait unless it exists; returns the row and whether this
+/// call created it, or `None` when the trait existed at the insert but
+/// was deleted before it could be read.
+pub fn ensure(connection: &mut Connection, name: &str) -> QueryResult<Option<(TraitRow, bool)>> {
     let inserted = diesel::insert_into(traits::table)
         .values(traits::name.eq(name))
         .on_conflict_do_nothing()
@@ -64,12 +65,8 @@ pub fn ensure(connection: &mut Connection, name: &str) -> QueryResult<(TraitRow,
         .get_result(connection)
         .optional()?;
     match inserted {
-        Some(row) => Ok((row, true)),
-        None => traits::table
-            .filter(traits::name.eq(name))
-            .select(TraitRow::as_select())
-            .first(connection)
-            .map(|row| (row, false)),
+        Some(row) => Ok(Some((row, true))),
+        None => Ok(get_by_name(connection, name)?.map(|row| (row, false))),
     }
 }
 

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::support::TestServer;
+use crate::support::http::Reply;
 use placement::storage::resource_providers::{bump_generation, get_by_uuid};
 
 fn create_provider(server: &TestServer, name: &str) -> String {
@@ -211,6 +212,34 @@ fn writers_creating_one_new_aggregate_at_once_both_join_it() {
     assert_eq!(left.body["resource_provider_generation"], 20);
 }
 
+/// Runs `first` and then `second` on their own threads while the test
+/// holds the provider's row, so that they reach it in that order, then
+/// lets them go; their replies.
+fn queued_on_provider(
+    server: &TestServer,
+    uuid: &str,
+    first: impl FnOnce() -> Reply + Send + 'static,
+    second: impl FnOnce() -> Reply + Send + 'static,
+) -> (Reply, Reply) {
+    let mut holder = server.database.connection();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM resource_providers WHERE uuid = '{uuid}' FOR NO KEY UPDATE"
+        ))
+        .expect("lock the provider");
+    let first = std::thread::spawn(first);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let second = std::thread::spawn(second);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    holder
+        .batch_execute("COMMIT")
+        .expect("release the provider");
+    (
+        first.join().expect("first writer"),
+        second.join().expect("second writer"),
+    )
+}
+
 #[test]
 fn writers_of_one_providers_inventories_queue_instead_of_deadlocking() {
     let server = TestServer::start();
@@ -225,47 +254,116 @@ fn writers_of_one_providers_inventories_queue_instead_of_deadlocking() {
     assert_eq!(first.status, 200, "{:?}", first.body);
     let generation = first.body["resource_provider_generation"].clone();
 
-    // Hold the provider's row so that the whole-inventory write queues
-    // for it first, then the one-class write after it.
-    let mut holder = server.database.connection();
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT id FROM resource_providers WHERE uuid = '{uuid}' FOR NO KEY UPDATE"
-        ))
-        .expect("lock the provider");
-    let whole = {
-        let (client, path, generation) = (client.clone(), inventories.clone(), generation.clone());
-        std::thread::spawn(move || {
-            client.put(
-                &path,
-                &json!({"resource_provider_generation": generation,
-                        "inventories": {"VCPU": {"total": 16}, "DISK_GB": {"total": 100}}}),
-            )
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let one_class = {
-        let (client, path) = (client.clone(), format!("{inventories}/VCPU"));
-        std::thread::spawn(move || {
-            client.put(
-                &path,
-                &json!({"resource_provider_generation": generation, "total": 12}),
-            )
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    holder
-        .batch_execute("COMMIT")
-        .expect("release the provider");
+    // The whole-inventory write reaches the provider's row first.
+    let (whole, one_class) = queued_on_provider(
+        &server,
+        &uuid,
+        {
+            let (client, path, generation) =
+                (client.clone(), inventories.clone(), generation.clone());
+            move || {
+                client.put(
+                    &path,
+                    &json!({"resource_provider_generation": generation,
+                            "inventories": {"VCPU": {"total": 16}, "DISK_GB": {"total": 100}}}),
+                )
+            }
+        },
+        {
+            let (client, path) = (client.clone(), format!("{inventories}/VCPU"));
+            move || {
+                client.put(
+                    &path,
+                    &json!({"resource_provider_generation": generation, "total": 12}),
+                )
+            }
+        },
+    );
 
     // Had the one-class write changed its row before taking the
     // provider's, each would now wait for the other: a deadlock, and a
     // 500 for whichever PostgreSQL aborted.
-    let whole = whole.join().expect("whole-inventory writer");
-    let one_class = one_class.join().expect("one-class writer");
     assert_eq!(whole.status, 200, "{:?}", whole.body);
     assert_eq!(one_class.status, 409, "{:?}", one_class.body);
     assert_eq!(one_class.error_code(), "placement.concurrent_update");
     let shown = client.get(&inventories);
     assert_eq!(shown.body["inventories"]["VCPU"]["total"], 16);
+}
+
+#[test]
+fn a_provider_deleted_while_its_inventory_is_written_waits_its_turn() {
+    let server = TestServer::start();
+    let uuid = create_provider(&server, "going");
+    let client = server.client();
+    let inventories = format!("/resource_providers/{uuid}/inventories");
+    let first = client.put(
+        &inventories,
+        &json!({"resource_provider_generation": 0,
+                "inventories": {"VCPU": {"total": 8}}}),
+    );
+    assert_eq!(first.status, 200, "{:?}", first.body);
+
+    // The inventory write reaches the provider's row first.
+    let (write, delete) = queued_on_provider(
+        &server,
+        &uuid,
+        {
+            let (client, path) = (client.clone(), inventories.clone());
+            move || {
+                client.put(
+                    &path,
+                    &json!({"resource_provider_generation": 1,
+                            "inventories": {"VCPU": {"total": 16}}}),
+                )
+            }
+        },
+        {
+            let (client, path) = (client.clone(), format!("/resource_providers/{uuid}"));
+            move || client.delete(&path)
+        },
+    );
+
+    // Had the delete removed the inventory rows before taking the
+    // provider's row, the two would have deadlocked and PostgreSQL would
+    // have failed one of them.
+    assert_eq!(write.status, 200, "{:?}", write.body);
+    assert_eq!(delete.status, 204, "{:?}", delete.body);
+    assert_eq!(client.get(&inventories).status, 404);
+}
+
+#[test]
+fn a_trait_deleted_while_a_provider_takes_it_is_a_409_not_a_500() {
+    let server = TestServer::start();
+    let uuid = create_provider(&server, "taking");
+    let client = server.client();
+    assert_eq!(
+        client.put("/traits/CUSTOM_FLEETING", &json!({})).status,
+        201
+    );
+
+    // The trait's delete is written but not committed when the provider's
+    // traits are replaced: the write finds the trait, then its link waits
+    // for the delete, which commits.
+    let mut deleter = server.database.connection();
+    deleter
+        .batch_execute("BEGIN; DELETE FROM traits WHERE name = 'CUSTOM_FLEETING'")
+        .expect("delete the trait");
+    let write = {
+        let (client, path) = (client.clone(), format!("/resource_providers/{uuid}/traits"));
+        std::thread::spawn(move || {
+            client.put(
+                &path,
+                &json!({"resource_provider_generation": 0, "traits": ["CUSTOM_FLEETING"]}),
+            )
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    deleter.batch_execute("COMMIT").expect("commit the delete");
+
+    let write = write.join().expect("trait writer");
+    assert_eq!(write.status, 409, "{:?}", write.body);
+    assert_eq!(write.error_code(), "placement.concurrent_update");
+    let shown = client.get(&format!("/resource_providers/{uuid}/traits"));
+    assert_eq!(shown.body["traits"], json!([]));
+    assert_eq!(shown.body["resource_provider_generation"], 0);
 }

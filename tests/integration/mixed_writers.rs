@@ -1,7 +1,8 @@
 //! Many clients writing to the same few providers at once, every kind of
-//! provider write mixed with claims: each request ends in a 2xx or a 4xx
-//! (never a 5xx: no deadlock, no unmapped error), and no provider ends up
-//! over capacity.
+//! provider write mixed with claims, custom traits and classes created and
+//! deleted, a provider deleted and created again: each request ends in a
+//! 2xx or a 4xx (never a 5xx: no deadlock, no unmapped error), and no
+//! provider ends up over capacity.
 
 use serde_json::{Value, json};
 
@@ -37,14 +38,15 @@ fn one_request(client: &Client, dice: &mut Dice, providers: &[String]) -> (&'sta
         dice.below(CONSUMERS)
     );
     let base = format!("/resource_providers/{provider}");
-    match dice.below(10) {
+    match dice.below(16) {
         0 => (
             "PUT inventories",
             client.put(
                 &format!("{base}/inventories"),
                 &json!({"resource_provider_generation": generation(client, provider),
                         "inventories": {"VCPU": {"total": 4 + dice.below(2) * 4},
-                                        "DISK_GB": {"total": 100}}}),
+                                        "DISK_GB": {"total": 100},
+                                        "CUSTOM_MIXED": {"total": 10}}}),
             ),
         ),
         1 => (
@@ -95,6 +97,40 @@ fn one_request(client: &Client, dice: &mut Dice, providers: &[String]) -> (&'sta
             "GET allocation_candidates",
             client.get("/allocation_candidates?resources=VCPU:1&limit=3"),
         ),
+        10 => ("PUT trait", client.put("/traits/CUSTOM_MIXED", &json!({}))),
+        11 => ("DELETE trait", client.delete("/traits/CUSTOM_MIXED")),
+        12 => (
+            "PUT traits with a custom one",
+            client.put(
+                &format!("{base}/traits"),
+                &json!({"resource_provider_generation": generation(client, provider),
+                        "traits": ["CUSTOM_MIXED"]}),
+            ),
+        ),
+        13 => (
+            "PUT resource class",
+            client.put("/resource_classes/CUSTOM_MIXED", &json!({})),
+        ),
+        14 => (
+            "DELETE resource class",
+            client.delete("/resource_classes/CUSTOM_MIXED"),
+        ),
+        15 => {
+            // The last provider comes and goes; the others stay.
+            let leaving = &providers[providers.len() - 1];
+            let reply = client.delete(&format!("/resource_providers/{leaving}"));
+            if reply.status == 204 || reply.status == 404 {
+                (
+                    "POST resource provider",
+                    client.post(
+                        "/resource_providers",
+                        &json!({"name": "coming-and-going", "uuid": leaving}),
+                    ),
+                )
+            } else {
+                ("DELETE resource provider", reply)
+            }
+        }
         _ => (
             "PUT allocations",
             client.put(

@@ -105,7 +105,7 @@ pub async fn put_trait(request: Request) -> Result<HttpResponse, ApiError> {
     let (row, created) = request
         .state
         .db
-        .run(move |connection| store::ensure(connection, &lookup).map_err(DomainError::from))
+        .run(move |connection| domain::ensure(connection, &lookup))
         .await?;
     let status = if created {
         StatusCode::CREATED
