@@ -15,6 +15,20 @@ pub fn get(connection: &mut Connection, name: &str) -> Result<ResourceClassRow, 
     store::get_by_name(connection, name)?.ok_or_else(|| not_found(name))
 }
 
+/// Every class, standard and custom.
+pub fn list(connection: &mut Connection) -> Result<Vec<ResourceClassRow>, DomainError> {
+    Ok(store::list(connection)?)
+}
+
+/// Creates a custom class unless it exists (`PUT` from 1.7): true when
+/// this call created it.
+pub fn ensure(connection: &mut Connection, name: &str) -> Result<bool, DomainError> {
+    if store::get_by_name(connection, name)?.is_some() {
+        return Ok(false);
+    }
+    Ok(create(connection, name)?.is_some())
+}
+
 /// Creates a custom class; `Ok(None)` when the name is already taken.
 pub fn create(
     connection: &mut Connection,

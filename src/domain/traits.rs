@@ -6,9 +6,33 @@ use crate::domain::resource_providers as providers;
 use crate::errors::{DomainError, ErrorCode};
 use crate::storage;
 use crate::storage::Connection;
-use crate::storage::traits::{self as store, TraitRow};
+use crate::storage::resource_providers::ProviderRow;
+use crate::storage::traits as store;
+pub use crate::storage::traits::{TraitFilter, TraitRow};
 
 const CUSTOM_PREFIX: &str = "CUSTOM_";
+
+/// The traits `filter` selects.
+pub fn list(
+    connection: &mut Connection,
+    filter: &TraitFilter,
+) -> Result<Vec<TraitRow>, DomainError> {
+    Ok(store::list(connection, filter)?)
+}
+
+/// A provider and its traits; 404 (in upstream's doubled words) for an
+/// unknown provider.
+pub fn list_for_provider(
+    connection: &mut Connection,
+    provider_uuid: &str,
+) -> Result<(ProviderRow, Vec<TraitRow>), DomainError> {
+    let provider = providers::find(connection, provider_uuid).map_err(|error| match error {
+        DomainError::NotFound(detail) => DomainError::not_found(format!("{detail}: {detail}")),
+        other => other,
+    })?;
+    let rows = store::list_for_provider(connection, provider.id)?;
+    Ok((provider, rows))
+}
 
 pub fn get(connection: &mut Connection, name: &str) -> Result<TraitRow, DomainError> {
     store::get_by_name(connection, name)?

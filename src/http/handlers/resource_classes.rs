@@ -6,7 +6,7 @@ use actix_web::http::header;
 use serde_json::json;
 
 use crate::domain::resource_classes as domain;
-use crate::errors::{ApiError, DomainError};
+use crate::errors::ApiError;
 use crate::http::{Request, microversion as mv, negotiation, newest};
 use crate::policy::actions;
 use crate::schemas::resource_classes::{
@@ -20,13 +20,7 @@ fn location(name: &str) -> String {
 /// `GET /resource_classes` (1.2): every class. 200.
 pub async fn list_resource_classes(request: Request) -> Result<HttpResponse, ApiError> {
     request.authorize(actions::RESOURCE_CLASSES_LIST)?;
-    let rows = request
-        .state
-        .db
-        .run(|connection| {
-            crate::storage::resource_classes::list(connection).map_err(DomainError::from)
-        })
-        .await?;
+    let rows = request.state.db.run(domain::list).await?;
     let mut last_modified = None;
     for row in &rows {
         last_modified = newest(last_modified, row.created_at, row.updated_at);
@@ -101,12 +95,7 @@ pub async fn update_resource_class(request: Request) -> Result<HttpResponse, Api
     let created = request
         .state
         .db
-        .run(move |connection| {
-            if crate::storage::resource_classes::get_by_name(connection, &lookup)?.is_some() {
-                return Ok(false);
-            }
-            Ok::<_, DomainError>(domain::create(connection, &lookup)?.is_some())
-        })
+        .run(move |connection| domain::ensure(connection, &lookup))
         .await?;
     let status = if created {
         StatusCode::CREATED

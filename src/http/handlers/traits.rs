@@ -4,9 +4,8 @@
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 
-use crate::domain::resource_providers as providers;
-use crate::domain::traits as domain;
-use crate::errors::{ApiError, DomainError};
+use crate::domain::traits::{self as domain, TraitFilter, TraitRow};
+use crate::errors::ApiError;
 use crate::http::query::Query;
 use crate::http::{Request, http_date, newest};
 use crate::policy::actions;
@@ -14,7 +13,6 @@ use crate::schemas::traits::{
     CUSTOM_TRAIT, LIST_TRAITS_QUERY, ProviderTraitsView, SET_PROVIDER_TRAITS, TraitsView,
 };
 use crate::schemas::validator;
-use crate::storage::traits::{self as store, TraitFilter, TraitRow};
 
 fn names_and_last_modified(
     rows: &[TraitRow],
@@ -68,7 +66,7 @@ pub async fn list_traits(request: Request) -> Result<HttpResponse, ApiError> {
     let rows = request
         .state
         .db
-        .run(move |connection| store::list(connection, &filter).map_err(DomainError::from))
+        .run(move |connection| domain::list(connection, &filter))
         .await?;
     let (traits, last_modified) = names_and_last_modified(&rows);
     Ok(request.json_ok(&TraitsView { traits }, last_modified))
@@ -140,16 +138,7 @@ pub async fn list_traits_for_resource_provider(request: Request) -> Result<HttpR
     let (provider, rows) = request
         .state
         .db
-        .run(move |connection| {
-            let provider = providers::find(connection, &uuid).map_err(|error| match error {
-                DomainError::NotFound(detail) => {
-                    DomainError::not_found(format!("{detail}: {detail}"))
-                }
-                other => other,
-            })?;
-            let rows = store::list_for_provider(connection, provider.id)?;
-            Ok::<_, DomainError>((provider, rows))
-        })
+        .run(move |connection| domain::list_for_provider(connection, &uuid))
         .await?;
     let (traits, last_modified) = names_and_last_modified(&rows);
     Ok(request.json_ok(
