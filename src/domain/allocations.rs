@@ -152,21 +152,16 @@ fn settle_against_view(world: &World, writes: &[ConsumerAllocations]) -> Option<
     {
         return None;
     }
-    let mut provider_of_name: HashMap<&str, (i32, Involved)> = HashMap::new();
+    let mut provider_ids: HashMap<&str, i32> = HashMap::new();
     let mut class_ids: HashMap<String, i32> = HashMap::new();
     for part in &write.allocations {
         let uuid = Uuid::parse_str(&part.provider_uuid).ok()?;
-        let provider = world.provider_by_uuid(&uuid)?;
-        let involved = Involved {
-            uuid,
-            generation: provider.generation,
-        };
-        provider_of_name.insert(&part.provider_uuid, (provider.id, involved));
+        provider_ids.insert(&part.provider_uuid, world.provider_by_uuid(&uuid)?.id);
         for (class, _) in &part.resources {
             class_ids.insert(class.clone(), world.class_id(class)?);
         }
     }
-    let (demands, rows) = demands_and_rows(writes, &provider_of_name, &class_ids);
+    let (demands, rows) = demands_and_rows(writes, |name| provider_ids[name], &class_ids);
     let mut ceilings = Vec::with_capacity(demands.len());
     for demand in &demands {
         let provider = world.provider(demand.provider_id)?;
@@ -182,7 +177,7 @@ fn settle_against_view(world: &World, writes: &[ConsumerAllocations]) -> Option<
             most_usage,
         });
     }
-    let mut provider_ids: Vec<i32> = provider_of_name.values().map(|(id, _)| *id).collect();
+    let mut provider_ids: Vec<i32> = provider_ids.into_values().collect();
     provider_ids.sort_unstable();
     provider_ids.dedup();
     Some(SettledClaim {
@@ -507,7 +502,7 @@ fn write_attempt(
         }
     }
 
-    let (demands, new_rows) = demands_and_rows(writes, &provider_of_name, &class_ids);
+    let (demands, new_rows) = demands_and_rows(writes, |name| provider_of_name[name].0, &class_ids);
     check_capacity(&state, &demands, &involved, &class_ids, &class_list)?;
 
     // Every involved provider moves on, in id order, the first in the
@@ -583,14 +578,14 @@ fn write_attempt(
 /// allocation rows to insert.
 fn demands_and_rows(
     writes: &[ConsumerAllocations],
-    provider_of_name: &HashMap<&str, (i32, Involved)>,
+    provider_id_of: impl Fn(&str) -> i32,
     class_ids: &HashMap<String, i32>,
 ) -> (Vec<Demand>, Vec<NewAllocation>) {
     let mut demands: Vec<Demand> = Vec::new();
     let mut rows = Vec::new();
     for write in writes {
         for part in &write.allocations {
-            let (provider_id, _) = provider_of_name[part.provider_uuid.as_str()];
+            let provider_id = provider_id_of(&part.provider_uuid);
             for (class, amount) in &part.resources {
                 let class_id = class_ids[class.as_str()];
                 match demands
