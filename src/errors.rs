@@ -102,6 +102,16 @@ impl DomainError {
         }
     }
 
+    /// Another writer got there first (upstream's ConcurrentUpdateDetected):
+    /// a lost generation compare-and-swap, or a row the write relied on
+    /// changed under it.
+    pub fn concurrent_update() -> Self {
+        DomainError::conflict(
+            ErrorCode::ConcurrentUpdate,
+            "Another thread concurrently updated the data. Please retry your update",
+        )
+    }
+
     /// A provider generation mismatch on a write that carried a generation.
     pub fn provider_generation_conflict(action: &str) -> Self {
         DomainError::conflict(
@@ -185,10 +195,7 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Storage(StorageError::Contended(cause)) => {
                 tracing::warn!(error = %cause, "write lost to a concurrent update");
-                ApiError::conflict(
-                    "Another thread concurrently updated the data. Please retry your update",
-                )
-                .with_code(ErrorCode::ConcurrentUpdate)
+                ApiError::from(DomainError::concurrent_update())
             }
             DomainError::Storage(StorageError::Query(cause)) => {
                 tracing::error!(error = %cause, "database error");

@@ -55,8 +55,8 @@ pub fn set_for_provider(
         return match (generation, outcome.written) {
             (None, _) if outcome.applied => Ok(outcome.generation),
             (Some(_), Some(written)) => Ok(written),
-            _ => Err(providers::concurrent_update()),
+            _ => Err(DomainError::concurrent_update()),
         };
     }
-    Err(providers::concurrent_update())
+    Err(DomainError::concurrent_update())
 }

@@ -298,7 +298,7 @@ fn written_generation(
         .zip(outcome.used_amounts.iter().copied())
         .collect();
     warn_over_capacity(provider_uuid, records, &usage);
-    outcome.written.ok_or_else(providers::concurrent_update)
+    outcome.written.ok_or_else(DomainError::concurrent_update)
 }
 
 /// The checked records of a whole-inventory write, with their class ids.
@@ -356,7 +356,7 @@ pub fn replace_all_in(
     let outcome = store::replace_all_for_uuid(connection, provider.uuid, expected, &values)?
         .ok_or_else(|| providers::not_found(&provider.uuid.to_string()))?;
     if outcome.generation != provider.generation {
-        return Err(providers::concurrent_update());
+        return Err(DomainError::concurrent_update());
     }
     written_generation(connection, &provider.uuid, records, outcome)
 }

@@ -47,15 +47,7 @@ pub fn bump_generation(
     provider: &ProviderRow,
 ) -> Result<i32, DomainError> {
     store::bump_generation(connection, provider.id, provider.generation)?
-        .ok_or_else(concurrent_update)
-}
-
-/// A lost generation compare-and-swap, in upstream's words.
-pub fn concurrent_update() -> DomainError {
-    DomainError::conflict(
-        ErrorCode::ConcurrentUpdate,
-        "Another thread concurrently updated the data. Please retry your update",
-    )
+        .ok_or_else(DomainError::concurrent_update)
 }
 
 /// Upstream's text for a stale provider generation in the traits and

@@ -49,10 +49,7 @@ pub fn ensure(connection: &mut Connection, name: &str) -> Result<(TraitRow, bool
             return Ok(found);
         }
     }
-    Err(DomainError::conflict(
-        ErrorCode::ConcurrentUpdate,
-        "Another thread concurrently updated the data. Please retry your update",
-    ))
+    Err(DomainError::concurrent_update())
 }
 
 pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError> {
@@ -113,7 +110,7 @@ pub fn set_for_provider(
         providers::GENERATION_CHANGED,
     )?;
     missing_names(names, &outcome.traits)?;
-    let written = outcome.written.ok_or_else(providers::concurrent_update)?;
+    let written = outcome.written.ok_or_else(DomainError::concurrent_update)?;
     Ok((written, outcome.traits))
 }
 
