@@ -2,8 +2,10 @@
 //!
 //! Layers, one direction: `http` (actix, routes, negotiation, handlers) ->
 //! `domain` (rules and operations) -> `storage` (diesel). `schemas` (wire
-//! formats) and `policy` sit beside `http`.
+//! formats), `policy` and `auth` (who is asking) sit beside `http`;
+//! `config` and `telemetry` are read by all.
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod errors;
@@ -12,4 +14,6 @@ pub mod policy;
 pub mod schemas;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod storage;
+pub mod telemetry;

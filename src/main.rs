@@ -1,76 +1,225 @@
-//! The `placement` command: `serve` (the default) runs the API server,
-//! `migrate` applies the database migrations and exits.
+//! The `placement` command: `serve` (the default) runs the API server;
+//! `migrate`, `status upgrade check`, `config sample` and `version` are
+//! the operator's tools around it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use placement::config::Config;
-use placement::server;
-use placement::storage::Database;
+use clap::{Args, Parser, Subcommand};
+use placement::auth::keystone::Keystone;
+use placement::config::{self, AuthStrategy, Config, ConfigFiles, KeystoneConfig};
+use placement::status::{self, CheckResult};
+use placement::{server, telemetry};
 
-const USAGE: &str = "usage: placement [serve|migrate]
+/// An OpenStack Placement API server (microversions 1.0 to 1.39) on
+/// PostgreSQL.
+#[derive(Parser)]
+#[command(name = "placement", version, about)]
+struct Cli {
+    #[command(flatten)]
+    files: FileArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  serve    run the API server (applies migrations first unless
-           PLACEMENT_MIGRATE_ON_START=false)
-  migrate  apply the database migrations and sync standard data, then exit
+/// Where the configuration comes from (as oslo.config's options).
+#[derive(Args, Clone, Default)]
+struct FileArgs {
+    /// A placement.conf to read; repeatable, later files win. Without
+    /// this or --config-dir: $OS_PLACEMENT_CONFIG_DIR/placement.conf, or
+    /// the first placement.conf in ~/.placement/, ~/, /etc/placement/,
+    /// /etc/ (plus placement.conf.d/).
+    #[arg(long = "config-file", value_name = "PATH", global = true)]
+    config_file: Vec<PathBuf>,
+    /// A directory whose *.conf files are read in name order, after
+    /// --config-file; repeatable.
+    #[arg(long = "config-dir", value_name = "DIR", global = true)]
+    config_dir: Vec<PathBuf>,
+}
 
-Configuration comes from the environment; see README.md.";
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (the default). Applies migrations first unless
+    /// [placement_database] sync_on_startup = false. SIGTERM or SIGINT
+    /// stops it after requests in flight finish.
+    #[command(after_help = options_help())]
+    Serve,
+    /// Apply the database migrations and sync the standard resource
+    /// classes and traits, then exit.
+    Migrate,
+    /// Checks before an upgrade, as upstream's placement-status.
+    Status {
+        #[command(subcommand)]
+        command: StatusCommand,
+    },
+    /// The configuration options.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the version and the microversions served.
+    Version,
+}
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLACEMENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+#[derive(Subcommand)]
+enum StatusCommand {
+    /// Upgrade readiness checks.
+    Upgrade {
+        #[command(subcommand)]
+        command: UpgradeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpgradeCommand {
+    /// Run every check; exit 0 (success), 1 (warning), 2 (failure) or
+    /// 255 (the checks could not run).
+    Check {
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented placement.conf with every option and its default.
+    Sample,
+}
+
+fn options_help() -> String {
+    format!(
+        "Configuration options ([section] name = default; each also settable as \
+         OS_<SECTION>__<NAME>):\n{}",
+        config::sample::summary()
+    )
 }
 
 fn main() -> ExitCode {
-    let command = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "serve".to_owned());
-    if matches!(command.as_str(), "-h" | "--help" | "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    let cli = Cli::parse();
+    let files = ConfigFiles {
+        files: cli.files.config_file.clone(),
+        dirs: cli.files.config_dir.clone(),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Version => {
+            println!(
+                "placement-rs {} (Placement API microversions {} to {})",
+                env!("CARGO_PKG_VERSION"),
+                placement::http::microversion::MIN,
+                placement::http::microversion::MAX
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Sample,
+        } => {
+            print!("{}", config::sample::sample());
+            ExitCode::SUCCESS
+        }
+        Command::Serve => run(&files, serve),
+        Command::Migrate => run(&files, migrate),
+        Command::Status {
+            command:
+                StatusCommand::Upgrade {
+                    command: UpgradeCommand::Check { json },
+                },
+        } => upgrade_check(&files, json),
     }
-    init_logging();
-    let config = match Config::from_env() {
+}
+
+/// Loads the configuration, sets up logging and runs `command`.
+fn run(files: &ConfigFiles, command: fn(Config) -> Result<(), String>) -> ExitCode {
+    let config = match load(files) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("placement: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let result = match command.as_str() {
-        "serve" => serve(config),
-        "migrate" => migrate(&config),
-        other => {
-            eprintln!("placement: unknown command {other:?}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match result {
+    match command(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
+            tracing::error!("{message}");
             eprintln!("placement: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn migrate(config: &Config) -> Result<(), String> {
-    let database = Database::connect(&config.database_url, 1).map_err(|error| error.to_string())?;
+fn load(files: &ConfigFiles) -> Result<Config, ExitCode> {
+    match Config::load(files) {
+        Ok((config, warnings)) => {
+            telemetry::init_logging(&config.log_filter, config.log_format);
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(config)
+        }
+        Err(error) => {
+            eprintln!("placement: {error}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn migrate(config: Config) -> Result<(), String> {
+    let database = server::connect(&config).map_err(|error| error.to_string())?;
     server::prepare_database(&database, true).map_err(|error| error.to_string())?;
     tracing::info!("database is up to date");
     Ok(())
 }
 
 fn serve(config: Config) -> Result<(), String> {
-    let listener = server::bind(&config).map_err(|error| error.to_string())?;
+    let (listener, metrics_listener) = server::bind(&config).map_err(|error| error.to_string())?;
     let address = config.listen;
     let state = server::build_state(config).map_err(|error| error.to_string())?;
     tracing::info!(%address, "serving the Placement API");
     actix_web::rt::System::new()
-        .block_on(server::serve(state, listener))
-        .map_err(|error| error.to_string())
+        .block_on(server::serve(state, listener, metrics_listener))
+        .map_err(|error| error.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// upstream's `placement-status upgrade check`, plus this server's checks
+/// and, with `auth_strategy = keystone`, the service user's login.
+fn upgrade_check(files: &ConfigFiles, json: bool) -> ExitCode {
+    let config = match load(files) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let mut report = status::upgrade_check(
+        &config.database_url,
+        &config.policy_files,
+        config.policy_defaults,
+    );
+    match &config.auth {
+        AuthStrategy::NoAuth2 => {}
+        AuthStrategy::KeystoneMisconfigured(problem) => {
+            report.push(CheckResult::failure(KEYSTONE_CHECK, problem.clone()));
+        }
+        AuthStrategy::Keystone(options) => {
+            report.push(keystone_check(options));
+        }
+    }
+    if json {
+        println!("{}", report.render_json());
+    } else {
+        println!("{}", report.render_table());
+    }
+    ExitCode::from(report.exit_code())
+}
+
+const KEYSTONE_CHECK: &str = "Keystone Service User";
+
+/// Logs in as `[keystone_authtoken]`'s service user and finds the identity
+/// endpoint tokens are validated at.
+fn keystone_check(options: &KeystoneConfig) -> CheckResult {
+    let metrics = std::sync::Arc::new(telemetry::Metrics::new());
+    let keystone = match Keystone::new(options.clone(), metrics) {
+        Ok(keystone) => keystone,
+        Err(error) => return CheckResult::failure(KEYSTONE_CHECK, error.to_string()),
+    };
+    match actix_web::rt::System::new().block_on(keystone.check_service_login()) {
+        Ok(_) => CheckResult::success(KEYSTONE_CHECK),
+        Err(error) => CheckResult::failure(KEYSTONE_CHECK, error),
+    }
 }

@@ -1,17 +1,24 @@
-//! What every request shares: the database, the configuration, the policy
-//! enforcer, the route table and the candidates' in-memory view.
+//! What every request shares: the database, the configuration, how
+//! requests are authenticated, the policy enforcer, the route table, the
+//! candidates' in-memory view and the metrics.
 
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::domain::allocation_candidates::cache::WorldCache;
 use crate::http::routes::Route;
 use crate::policy::Enforcer;
 use crate::storage::Database;
+use crate::telemetry::Metrics;
 
 pub struct AppState {
     pub db: Database,
     pub config: Config,
+    pub auth: Authenticator,
     pub policy: Enforcer,
     pub routes: Vec<Route>,
     /// The in-memory view `GET /allocation_candidates` reads.
     pub world: WorldCache,
+    pub metrics: Arc<Metrics>,
 }

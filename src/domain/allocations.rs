@@ -99,13 +99,14 @@ fn provider_conflict() -> DomainError {
 /// generation conflicts up to `attempts` transactions in all. A claim
 /// that creates one consumer is first checked against `view` and written
 /// in one round trip if the check still holds in the database (see
-/// `claim_from_view`).
+/// `claim_from_view`). `on_retry` is told of each attempt redone.
 pub fn replace_all(
     connection: &mut Connection,
     writes: &[ConsumerAllocations],
     origin: Origin,
     attempts: u32,
     view: &WorldCache,
+    on_retry: &dyn Fn(),
 ) -> Result<(), DomainError> {
     if claim_from_view(connection, writes, view) {
         return Ok(());
@@ -119,6 +120,7 @@ pub fn replace_all(
             Ok(()) => return Ok(()),
             Err(AttemptError::Failed(error)) => return Err(error),
             Err(AttemptError::Retry) => {
+                on_retry();
                 tracing::debug!(
                     attempt,
                     "retrying allocations write on resource provider generation conflict"

@@ -1,5 +1,5 @@
-//! CORS, as oslo.middleware's CORS filter configured by `[cors]`: one
-//! allowed origin, pre-flight answered here, the origin echoed on actual
+//! CORS, as oslo.middleware's CORS filter configured by `[cors]`: the
+//! allowed origins, pre-flight answered here, the origin echoed on actual
 //! requests. Off when no origin is configured (then OPTIONS is a 405).
 
 use actix_web::http::Method;
@@ -7,8 +7,6 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::config::CorsConfig;
-
-const ALLOWED_METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "PATCH"];
 
 fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
     request
@@ -18,14 +16,20 @@ fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 fn allowed_origin<'a>(config: &CorsConfig, request: &'a HttpRequest) -> Option<&'a str> {
-    let configured = config.allowed_origin.as_deref()?;
-    header(request, "origin").filter(|origin| *origin == configured)
+    header(request, "origin").filter(|origin| {
+        config
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin || allowed == "*")
+    })
 }
 
 /// Answers a CORS pre-flight (`OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`), or `None` for any other request.
 pub fn preflight(config: &CorsConfig, request: &HttpRequest) -> Option<HttpResponse> {
-    config.allowed_origin.as_ref()?;
+    if config.allowed_origins.is_empty() {
+        return None;
+    }
     if request.method() != Method::OPTIONS
         || header(request, "origin").is_none()
         || header(request, "access-control-request-method").is_none()
@@ -37,7 +41,7 @@ pub fn preflight(config: &CorsConfig, request: &HttpRequest) -> Option<HttpRespo
         return Some(response.finish());
     };
     let method = header(request, "access-control-request-method").unwrap_or("");
-    if !ALLOWED_METHODS.contains(&method) {
+    if !config.allow_methods.iter().any(|allowed| allowed == method) {
         return Some(response.finish());
     }
     let requested_headers: Vec<String> = header(request, "access-control-request-headers")
@@ -57,7 +61,12 @@ pub fn preflight(config: &CorsConfig, request: &HttpRequest) -> Option<HttpRespo
     }
     response.insert_header(("access-control-allow-origin", origin));
     response.insert_header(("access-control-allow-methods", method));
-    response.insert_header(("access-control-allow-credentials", "true"));
+    if config.allow_credentials {
+        response.insert_header(("access-control-allow-credentials", "true"));
+    }
+    if let Some(max_age) = config.max_age {
+        response.insert_header(("access-control-max-age", max_age.to_string()));
+    }
     if !requested_headers.is_empty() {
         response.insert_header(("access-control-allow-headers", requested_headers.join(",")));
     }
@@ -75,9 +84,29 @@ pub fn add_response_headers(config: &CorsConfig, request: &HttpRequest, headers:
             HeaderName::from_static("access-control-allow-origin"),
             value,
         );
-        headers.insert(
-            HeaderName::from_static("access-control-allow-credentials"),
-            HeaderValue::from_static("true"),
-        );
+        if config.allow_credentials {
+            headers.insert(
+                HeaderName::from_static("access-control-allow-credentials"),
+                HeaderValue::from_static("true"),
+            );
+        }
+        if !config.expose_headers.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&config.expose_headers.join(","))
+        {
+            headers.insert(
+                HeaderName::from_static("access-control-expose-headers"),
+                value,
+            );
+        }
+        let vary = match headers
+            .get(header::VARY)
+            .and_then(|value| value.to_str().ok())
+        {
+            Some(existing) => format!("{existing},Origin"),
+            None => "Origin".to_owned(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&vary) {
+            headers.insert(header::VARY, value);
+        }
     }
 }

@@ -40,6 +40,7 @@ fn explanation(status: StatusCode, request: &HttpRequest) -> String {
         405 => format!("The method {} is not allowed for this resource.", request.method()),
         406 => "The resource could not be generated that was acceptable to your browser (content of type application/json).".to_owned(),
         409 => "There was a conflict when trying to complete your request.".to_owned(),
+        413 => "The body of your request was too large for this server.".to_owned(),
         415 => {
             let content_type = request
                 .headers()
@@ -102,7 +103,11 @@ pub fn render(
     request_id: &str,
     unacceptable_version: bool,
 ) -> HttpResponse {
-    let title = error.status.canonical_reason().unwrap_or("Error");
+    let title = match error.status {
+        // webob's name for it.
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        status => status.canonical_reason().unwrap_or("Error"),
+    };
     let explanation = explanation(error.status, request);
     let mut response = HttpResponse::build(error.status);
     for (name, value) in &error.headers {
@@ -146,4 +151,26 @@ fn escape_html(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// keystonemiddleware's 401, in its own error format (not Placement's),
+/// with the `WWW-Authenticate` header that tells clients where to log in.
+pub fn keystone_unauthorized(www_authenticate: &str) -> HttpResponse {
+    let mut response = HttpResponse::Unauthorized();
+    if let Ok(value) = HeaderValue::from_str(www_authenticate) {
+        response.insert_header((header::WWW_AUTHENTICATE, value));
+    }
+    response.content_type("application/json").body(
+        r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#,
+    )
+}
+
+/// keystonemiddleware's 503 when Keystone cannot be asked: webob's JSON
+/// rendering of its `ServiceError`.
+pub fn keystone_unavailable() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/json")
+        .body(
+            r#"{"message": "The server is currently unavailable. Please try again at a later time.<br /><br />\nThe Keystone service is temporarily unavailable.\n\n", "code": "503 Service Unavailable", "title": "Service Unavailable"}"#,
+        )
 }

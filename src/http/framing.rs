@@ -40,13 +40,13 @@ const INITIAL_BUFFER_BYTES: usize = 4096;
 /// upstream's 400; every other request goes to [`super::dispatch`].
 pub async fn dispatch(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if request.headers().contains_key(INVALID_CONTENT_LENGTH) {
         return refuse_content_length(&request, &state);
     }
-    super::dispatch(request, body, state).await
+    super::dispatch(request, payload, state).await
 }
 
 /// The 400 with the headers `super::dispatch` puts on every response, and

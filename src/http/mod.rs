@@ -5,24 +5,28 @@
 //! `handler.py`.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::auth::{self, AuthError, Authenticator};
 use crate::errors::ApiError;
 use crate::policy::{Credentials, Target};
 use crate::state::AppState;
+use crate::telemetry;
 
-pub mod auth;
 pub mod cors;
 pub mod error_envelope;
 pub mod framing;
 pub mod handlers;
 pub mod microversion;
 pub mod negotiation;
+pub mod operations;
 pub mod query;
 pub mod routes;
 
@@ -159,21 +163,76 @@ fn new_request_id() -> String {
     format!("req-{}", uuid::Uuid::new_v4())
 }
 
+/// An inbound `X-Openstack-Request-Id` of the form oslo.middleware
+/// accepts as the global request id (`req-` and a UUID).
+fn global_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-openstack-request-id")?.to_str().ok()?;
+    let uuid = value.strip_prefix("req-")?;
+    (uuid.len() == 36 && uuid::Uuid::parse_str(uuid).is_ok()).then(|| value.to_owned())
+}
+
+/// What the log line and metrics need from a request once answered.
+#[derive(Default)]
+struct Outcome {
+    version: Option<Microversion>,
+    credentials: Option<Credentials>,
+}
+
 /// The default service: every request of the API comes through here.
 pub async fn dispatch(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let started = Instant::now();
+    let _in_flight = state.metrics.request_started();
     let request_id = new_request_id();
-    let mut version = None;
-    let outcome = handle(&request, body, state.clone(), &mut version).await;
-    let mut response = match outcome {
+    let mut outcome = Outcome::default();
+    let result = handle(&request, payload, state.clone(), &mut outcome).await;
+    let mut response = match result {
         Ok(response) => response,
-        Err(Failure {
+        Err(Failure::Api {
             error,
             unacceptable_version,
-        }) => error_envelope::render(&request, &error, version, &request_id, unacceptable_version),
+        }) => error_envelope::render(
+            &request,
+            &error,
+            outcome.version,
+            &request_id,
+            unacceptable_version,
+        ),
+        Err(Failure::Auth(AuthError::Unauthorized)) => match &state.auth {
+            Authenticator::Keystone(keystone) => {
+                error_envelope::keystone_unauthorized(&keystone.www_authenticate())
+            }
+            Authenticator::NoAuth2 => error_envelope::render(
+                &request,
+                &ApiError::new(StatusCode::UNAUTHORIZED, ""),
+                outcome.version,
+                &request_id,
+                false,
+            ),
+        },
+        Err(Failure::Auth(AuthError::KeystoneUnavailable)) => {
+            error_envelope::keystone_unavailable()
+        }
+        Err(Failure::TooLarge) => {
+            let error = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The request body is larger than {} bytes ([server] max_request_body_size).",
+                    state.config.max_body_bytes
+                ),
+            );
+            let mut response =
+                error_envelope::render(&request, &error, outcome.version, &request_id, false);
+            // The rest of the body stays unread: the connection cannot
+            // carry another request.
+            response
+                .head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            response
+        }
     };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -182,66 +241,164 @@ pub async fn dispatch(
             value,
         );
     }
-    let shown_version = version.unwrap_or(microversion::MIN);
+    let shown_version = outcome.version.unwrap_or(microversion::MIN);
     if let Ok(value) = HeaderValue::from_str(&format!("placement {shown_version}")) {
         headers.insert(header::HeaderName::from_static(microversion::HEADER), value);
     }
     headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
-    cors::add_response_headers(&state.config.cors, &request, headers);
-    tracing::info!(
-        method = %request.method(),
-        path = request.path(),
-        status = response.status().as_u16(),
-        microversion = %shown_version,
-        request_id = %request_id,
-        "request"
-    );
+    // keystonemiddleware puts its header on every 401, whoever wrote it.
+    if let Authenticator::Keystone(keystone) = &state.auth
+        && response.status() == StatusCode::UNAUTHORIZED
+        && !response.headers().contains_key(header::WWW_AUTHENTICATE)
+        && let Ok(value) = HeaderValue::from_str(&keystone.www_authenticate())
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    cors::add_response_headers(&state.config.cors, &request, response.headers_mut());
+    let route = match request.path() {
+        "/healthcheck" => "/healthcheck",
+        "/metrics" => "/metrics",
+        path => routes::template(&state.routes, path),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .request_finished(request.method().as_str(), route, status, seconds);
+    let remote = request
+        .peer_addr()
+        .map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.path().to_owned(), |pq| pq.as_str().to_owned());
+    let length = match actix_web::body::MessageBody::size(response.body()) {
+        actix_web::body::BodySize::Sized(length) => Some(length),
+        actix_web::body::BodySize::None => Some(0),
+        actix_web::body::BodySize::Stream => None,
+    };
+    let credentials = outcome.credentials.as_ref();
+    telemetry::RequestLogLine {
+        remote_addr: &remote,
+        method: request.method().as_str(),
+        uri: &uri,
+        route,
+        status,
+        length,
+        microversion: outcome.version.map(|version| version.to_string()),
+        request_id: &request_id,
+        global_request_id: global_request_id(request.headers()).as_deref(),
+        user_id: credentials.map(|credentials| credentials.user_id.as_str()),
+        project_id: credentials.and_then(|credentials| credentials.project_id.as_deref()),
+        seconds,
+    }
+    .emit(state.config.log_format);
     response
 }
 
-struct Failure {
-    error: ApiError,
-    /// Set when the 406 came from version negotiation, so the body carries
-    /// `min_version` and `max_version`.
-    unacceptable_version: bool,
+enum Failure {
+    Api {
+        error: ApiError,
+        /// Set when the 406 came from version negotiation, so the body
+        /// carries `min_version` and `max_version`.
+        unacceptable_version: bool,
+    },
+    Auth(AuthError),
+    /// The body is over `[server] max_request_body_size`.
+    TooLarge,
 }
 
 impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Self {
-        Failure {
+        Failure::Api {
             error,
             unacceptable_version: false,
         }
     }
 }
 
+/// Reads the whole body, refusing one over `limit` bytes without reading
+/// the rest of it.
+async fn read_body(
+    headers: &HeaderMap,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Failure> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            Failure::from(ApiError::bad_request(format!(
+                "Cannot read the request body: {error}"
+            )))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(Failure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 async fn handle(
     request: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
-    version_out: &mut Option<Microversion>,
+    outcome: &mut Outcome,
 ) -> Result<HttpResponse, Failure> {
     if let Some(preflight) = cors::preflight(&state.config.cors, request) {
         return Ok(preflight);
     }
     let path = request.path();
+    if path == "/healthcheck"
+        && state.config.healthcheck
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+    {
+        return Ok(operations::healthcheck(request, &state).await);
+    }
+    let body = read_body(request.headers(), payload, state.config.max_body_bytes).await?;
     let is_root = path == "/" || path.is_empty();
     let credentials = if is_root {
-        None
+        auth::anonymous()
     } else {
-        Some(auth::authenticate(request.headers())?)
+        let credentials = state
+            .auth
+            .authenticate(request.headers(), request.method().as_str(), path)
+            .await
+            .map_err(Failure::Auth)?;
+        outcome.credentials = Some(credentials.clone());
+        credentials
     };
+    if path == "/metrics" && state.config.metrics == Some(None) {
+        let allowed = state.policy.authorize(
+            crate::policy::actions::ADMIN_API,
+            &credentials,
+            &Target::of(&credentials),
+        );
+        if !allowed {
+            return Err(ApiError::forbidden(crate::policy::actions::ADMIN_API).into());
+        }
+        return Ok(operations::metrics(&state));
+    }
     let version = match microversion::negotiate(request.headers()) {
         Ok(version) => version,
         Err(NegotiationError::Malformed(error)) => return Err(error.into()),
         Err(NegotiationError::Unacceptable(error)) => {
-            return Err(Failure {
+            return Err(Failure::Api {
                 error,
                 unacceptable_version: true,
             });
         }
     };
-    *version_out = Some(version);
+    outcome.version = Some(version);
     negotiation::check_content_length(request.headers(), body.len())?;
     let (operation, path_params) = routes::resolve(&state.routes, request.method(), path)?;
     if !version.at_least(operation.since) {
@@ -260,7 +417,7 @@ async fn handle(
     let request = Request {
         state: state.clone(),
         version,
-        credentials: credentials.unwrap_or_else(auth::anonymous),
+        credentials,
         method: request.method().clone(),
         path_params,
         query_string: request.query_string().to_owned(),

@@ -47,6 +47,9 @@ pub struct Operation {
 }
 
 pub struct Route {
+    /// As written in the table (`/resource_providers/{uuid}`): the route
+    /// label of metrics and logs.
+    pub pattern: &'static str,
     segments: Vec<Segment>,
     operations: Vec<Operation>,
 }
@@ -80,6 +83,7 @@ fn route(pattern: &'static str, operations: Vec<Operation>) -> Route {
         )
         .collect();
     Route {
+        pattern,
         segments,
         operations,
     }
@@ -319,6 +323,26 @@ fn percent_decode(segment: &str) -> Option<String> {
 
 /// Finds the operation for `method` on `path`: 404 when no route matches
 /// the path, 405 with `Allow` when the path matches but the method does not.
+/// The pattern of the route `path` falls in, or `unmatched`: a label of
+/// bounded cardinality for metrics and logs.
+pub fn template(routes: &[Route], path: &str) -> &'static str {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    routes
+        .iter()
+        .find(|route| {
+            route.segments.len() == segments.len()
+                && route
+                    .segments
+                    .iter()
+                    .zip(&segments)
+                    .all(|(expected, actual)| match expected {
+                        Segment::Literal(literal) => literal == actual,
+                        Segment::Param(_) => true,
+                    })
+        })
+        .map_or("unmatched", |route| route.pattern)
+}
+
 pub fn resolve<'a>(
     routes: &'a [Route],
     method: &Method,

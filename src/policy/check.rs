@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::{Credentials, Target};
+use super::{Credentials, ServiceCredentials, Target};
 
 /// The rule `rule:NAME` falls back to when NAME is undefined
 /// (oslo's `policy_default_rule` option, which defaults to "default").
@@ -357,18 +357,33 @@ fn credential_value<'a>(credentials: &'a Credentials, key: &str) -> Option<CredV
             _ => return None,
         },
         "roles" => CredValue::List(&credentials.roles),
-        "service_roles" => CredValue::List(&[]),
-        // oslo.context defaults this to True when no header says otherwise.
-        "is_admin_project" => CredValue::Bool(true),
-        "user_domain_id"
-        | "domain_id"
-        | "project_domain_id"
-        | "service_user_id"
-        | "service_user_domain_id"
-        | "service_project_id"
-        | "service_project_domain_id" => CredValue::Null,
+        "service_roles" => match &credentials.service {
+            Some(service) => CredValue::List(&service.roles),
+            None => CredValue::List(&[]),
+        },
+        "is_admin_project" => CredValue::Bool(credentials.is_admin_project),
+        "domain_id" => optional(&credentials.domain_id),
+        "user_domain_id" => optional(&credentials.user_domain_id),
+        "project_domain_id" => optional(&credentials.project_domain_id),
+        "service_user_id" => match &credentials.service {
+            Some(service) => CredValue::Str(&service.user_id),
+            None => CredValue::Null,
+        },
+        "service_user_domain_id" => service_optional(credentials, |s| &s.user_domain_id),
+        "service_project_id" => service_optional(credentials, |s| &s.project_id),
+        "service_project_domain_id" => service_optional(credentials, |s| &s.project_domain_id),
         _ => return None,
     })
+}
+
+fn service_optional<'a>(
+    credentials: &'a Credentials,
+    field: fn(&'a ServiceCredentials) -> &'a Option<String>,
+) -> CredValue<'a> {
+    match credentials.service.as_ref().map(field) {
+        Some(Some(value)) => CredValue::Str(value),
+        _ => CredValue::Null,
+    }
 }
 
 /// `str(ast.literal_eval(kind))` for the literal forms a kind can take;
@@ -487,6 +502,8 @@ mod tests {
             project_id: project.map(str::to_owned),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
             system_scope: system.map(str::to_owned),
+            is_admin_project: true,
+            ..Credentials::default()
         }
     }
 

@@ -33,6 +33,24 @@ pub struct Credentials {
     pub roles: Vec<String>,
     /// `Some("all")` for a system-scoped token.
     pub system_scope: Option<String>,
+    /// The token's domain, for a domain-scoped token.
+    pub domain_id: Option<String>,
+    pub user_domain_id: Option<String>,
+    pub project_domain_id: Option<String>,
+    /// Keystone's `is_admin_project` (true when the token does not say).
+    pub is_admin_project: bool,
+    /// The identity of a valid `X-Service-Token`, if one came along.
+    pub service: Option<ServiceCredentials>,
+}
+
+/// The service user's half of a request that carried an `X-Service-Token`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceCredentials {
+    pub user_id: String,
+    pub user_domain_id: Option<String>,
+    pub project_id: Option<String>,
+    pub project_domain_id: Option<String>,
+    pub roles: Vec<String>,
 }
 
 /// What is acted upon; `%(key)s` in check strings is filled from here.
@@ -114,6 +132,13 @@ impl Enforcer {
             Some(text) => parse_overrides(text)?,
             None => HashMap::new(),
         };
+        Enforcer::with_overrides(defaults, file_rules)
+    }
+
+    fn with_overrides(
+        defaults: Defaults,
+        file_rules: HashMap<String, Check>,
+    ) -> Result<Enforcer, PolicyError> {
         // As in oslo's load_rules: file rules first, then every registered
         // rule the file leaves alone.
         let mut rules = file_rules.clone();
@@ -133,16 +158,27 @@ impl Enforcer {
     /// Like [`Enforcer::new`], reading the overrides from `path`; None or an
     /// empty path means no overrides.
     pub fn from_file(defaults: Defaults, path: Option<&Path>) -> Result<Enforcer, PolicyError> {
-        let text = match path {
-            Some(path) if !path.as_os_str().is_empty() => Some(
-                std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?,
-            ),
-            _ => None,
-        };
-        Enforcer::new(defaults, text.as_deref())
+        let paths: Vec<PathBuf> = path
+            .filter(|path| !path.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        Enforcer::from_files(defaults, &paths)
+    }
+
+    /// The defaults with the overrides of each file in turn, a later file's
+    /// rule replacing an earlier one's (oslo's `policy_file`, then
+    /// `policy_dirs`).
+    pub fn from_files(defaults: Defaults, paths: &[PathBuf]) -> Result<Enforcer, PolicyError> {
+        let mut file_rules = HashMap::new();
+        for path in paths {
+            let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            file_rules.extend(parse_overrides(&text)?);
+        }
+        Enforcer::with_overrides(defaults, file_rules)
     }
 
     /// true when `action` (e.g. "placement:resource_providers:list") is allowed.
@@ -165,11 +201,12 @@ impl Enforcer {
     }
 }
 
-/// The scope oslo derives from the credentials. Credentials carry no
-/// domain, so anything not system-scoped is project-scoped.
+/// The scope oslo derives from the credentials: system, else domain,
+/// else project.
 fn token_scope(credentials: &Credentials) -> &'static str {
     match credentials.system_scope.as_deref() {
         Some(scope) if !scope.is_empty() => "system",
+        _ if credentials.domain_id.is_some() => "domain",
         _ => "project",
     }
 }
@@ -308,6 +345,8 @@ mod tests {
                 .map(str::to_owned)
                 .collect(),
             system_scope: system.then(|| "all".to_owned()),
+            is_admin_project: true,
+            ..Credentials::default()
         }
     }
 

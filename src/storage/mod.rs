@@ -2,7 +2,9 @@
 //! bridge (`Database::run`), migrations and the query functions of each
 //! resource.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -111,21 +113,84 @@ where
 #[derive(Clone)]
 pub struct Database {
     pool: ManagedPool,
+    waits: Arc<WaitCounters>,
+}
+
+/// How the pool is sized and how long a request waits for a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    pub size: u32,
+    /// Longest wait for a free connection; then the request gets a 503.
+    pub timeout: Duration,
+    /// A connection older than this is replaced.
+    pub max_lifetime: Duration,
+}
+
+impl PoolOptions {
+    pub fn sized(size: u32) -> PoolOptions {
+        PoolOptions {
+            size,
+            timeout: Duration::from_secs(10),
+            max_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Default)]
+struct WaitCounters {
+    waits: AtomicU64,
+    wait_micros: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+/// The pool's state, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStatus {
+    pub connections: u32,
+    pub idle: u32,
+    pub max_size: u32,
+    /// Requests that found no idle connection and waited for one.
+    pub waits: u64,
+    pub wait_seconds: f64,
+    /// Waits that ran out of `PoolOptions::timeout`.
+    pub timeouts: u64,
 }
 
 impl Database {
-    /// Builds the pool and checks that one connection can be made.
+    /// Builds a pool of `pool_size` and checks that one connection can be
+    /// made.
     pub fn connect(url: &str, pool_size: u32) -> Result<Database, StorageError> {
+        Database::connect_with(url, PoolOptions::sized(pool_size))
+    }
+
+    /// Builds the pool and checks that one connection can be made.
+    pub fn connect_with(url: &str, options: PoolOptions) -> Result<Database, StorageError> {
         let manager =
             ConnectionManager::<PgConnection>::new(connection_url::with_loopback_sslmode(url));
         let pool = Pool::builder()
-            .max_size(pool_size)
+            .max_size(options.size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
+            .connection_timeout(options.timeout)
+            .max_lifetime(Some(options.max_lifetime))
             .test_on_check_out(false)
             .build(manager)
             .map_err(|error| StorageError::Unavailable(error.to_string()))?;
-        Ok(Database { pool })
+        Ok(Database {
+            pool,
+            waits: Arc::default(),
+        })
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.pool.max_size(),
+            waits: self.waits.waits.load(Ordering::Relaxed),
+            wait_seconds: self.waits.wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            timeouts: self.waits.timeouts.load(Ordering::Relaxed),
+        }
     }
 
     /// A connection for start-up and command-line work, outside any request.
@@ -146,12 +211,11 @@ impl Database {
         E: From<StorageError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let waits = self.waits.clone();
         let span = tracing::Span::current();
         let outcome = actix_web::web::block(move || {
             let _entered = span.enter();
-            let mut connection = pool
-                .get()
-                .map_err(|error| E::from(StorageError::Unavailable(error.to_string())))?;
+            let mut connection = pooled_from(&pool, &waits).map_err(E::from)?;
             work(&mut connection)
         })
         .await;
@@ -160,6 +224,34 @@ impl Database {
             Err(blocking) => Err(E::from(StorageError::Unavailable(blocking.to_string()))),
         }
     }
+}
+
+/// One round trip, for the health check.
+pub fn ping(connection: &mut Connection) -> Result<(), StorageError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT 1").execute(connection)?;
+    Ok(())
+}
+
+/// A pooled connection, counting the wait when none was idle.
+fn pooled_from(
+    pool: &ManagedPool,
+    waits: &WaitCounters,
+) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StorageError> {
+    if let Some(connection) = pool.try_get() {
+        return Ok(connection);
+    }
+    let started = Instant::now();
+    let outcome = pool.get();
+    waits.waits.fetch_add(1, Ordering::Relaxed);
+    waits.wait_micros.fetch_add(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    outcome.map_err(|error| {
+        waits.timeouts.fetch_add(1, Ordering::Relaxed);
+        StorageError::Unavailable(error.to_string())
+    })
 }
 
 pub mod migrations {
@@ -171,7 +263,7 @@ pub mod migrations {
 
     use super::{Connection, StorageError};
 
-    const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+    pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
     /// Arbitrary, fixed key of the advisory lock serialising start-up work.
     const STARTUP_LOCK_KEY: i64 = 0x706c_6163_656d;
@@ -211,5 +303,6 @@ pub mod prepared;
 pub mod resource_classes;
 pub mod resource_providers;
 pub mod traits;
+pub mod upgrade_checks;
 pub mod usages;
 pub mod world;

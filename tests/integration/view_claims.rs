@@ -85,7 +85,14 @@ fn claim_through(
             resources: vec![("VCPU".into(), vcpu)],
         }],
     };
-    allocations::replace_all(connection, &[write], Origin::Consumer(consumer), 10, view)
+    allocations::replace_all(
+        connection,
+        &[write],
+        Origin::Consumer(consumer),
+        10,
+        view,
+        &|| {},
+    )
 }
 
 fn assert_capacity_refusal(outcome: Result<(), DomainError>) {

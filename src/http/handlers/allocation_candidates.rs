@@ -48,7 +48,11 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
         .state
         .db
         .run(move |connection| {
+            let refresh_started = std::time::Instant::now();
             state.world.refresh(connection)?;
+            state
+                .metrics
+                .view_refreshed(refresh_started.elapsed().as_secs_f64());
             let world = state.world.read();
             let candidates = match resolve(&world, &parsed, version)? {
                 Some(candidate_request) => engine::generate(&world, &candidate_request, &options),

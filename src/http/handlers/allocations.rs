@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::allocations::{self as domain, ConsumerAllocations, Origin, ProviderResources};
 use crate::domain::consumers::{ConsumerIdentity, ExpectedGeneration};
-use crate::errors::ApiError;
+use crate::errors::{ApiError, DomainError, ErrorCode};
 use crate::http::microversion as mv;
 use crate::http::{Request, newest};
 use crate::policy::actions;
@@ -18,6 +18,7 @@ use crate::schemas::allocations::{
     ConsumerAllocationsView, ConsumerResourcesView, ProviderAllocationView,
     ProviderAllocationsView, post_schema_for, put_schema,
 };
+use crate::telemetry::ClaimOutcome;
 
 /// The type shown for consumers written before 1.38.
 const UNKNOWN_CONSUMER_TYPE: &str = "unknown";
@@ -221,7 +222,7 @@ pub async fn set_allocations_for_consumer(request: Request) -> Result<HttpRespon
     let write = consumer_write(&request, consumer_uuid, &body, allow_empty)?;
     let attempts = request.state.config.allocation_conflict_retry_count;
     let state = request.state.clone();
-    request
+    let written = request
         .state
         .db
         .run(move |connection| {
@@ -231,9 +232,12 @@ pub async fn set_allocations_for_consumer(request: Request) -> Result<HttpRespon
                 Origin::Consumer(consumer_uuid),
                 attempts,
                 &state.world,
+                &|| state.metrics.conflict_retries(1),
             )
         })
-        .await?;
+        .await;
+    count_claim(&request, &written);
+    written?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -252,14 +256,41 @@ pub async fn set_allocations(request: Request) -> Result<HttpResponse, ApiError>
     }
     let attempts = request.state.config.allocation_conflict_retry_count;
     let state = request.state.clone();
-    request
+    let written = request
         .state
         .db
         .run(move |connection| {
-            domain::replace_all(connection, &writes, Origin::Batch, attempts, &state.world)
+            domain::replace_all(
+                connection,
+                &writes,
+                Origin::Batch,
+                attempts,
+                &state.world,
+                &|| state.metrics.conflict_retries(1),
+            )
         })
-        .await?;
+        .await;
+    count_claim(&request, &written);
+    written?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Counts an allocation write in `placement_claims_total` by how it ended.
+fn count_claim(request: &Request, written: &Result<(), DomainError>) {
+    let outcome = match written {
+        Ok(()) => ClaimOutcome::Accepted,
+        Err(DomainError::Conflict {
+            code: ErrorCode::ConcurrentUpdate,
+            detail,
+        }) if detail.starts_with("consumer generation conflict") => ClaimOutcome::ConsumerConflict,
+        Err(DomainError::Conflict {
+            code: ErrorCode::ConcurrentUpdate,
+            ..
+        }) => ClaimOutcome::GenerationConflict,
+        Err(DomainError::Conflict { .. }) => ClaimOutcome::Capacity,
+        Err(_) => return,
+    };
+    request.state.metrics.claim(outcome);
 }
 
 /// `DELETE /allocations/{consumer_uuid}`: 204; 404 when it has none.

@@ -146,27 +146,23 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Configuration for a test server on `database`: upstream's defaults,
-/// legacy RBAC as the conformance suite, a small pool and one worker.
+/// Drops `name` at once, closing its connections: the database gone from
+/// under a running server.
+pub fn drop_database_now(name: &str) {
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin())
+        .expect("drop database");
+}
+
+/// Configuration for a test server on `database`: upstream's defaults
+/// with noauth2, legacy RBAC as the conformance suite, a small pool and
+/// one worker.
 pub fn test_config(database_url: &str) -> Config {
-    use placement::config::{CorsConfig, GenerationStrategy};
-    use placement::policy::Defaults;
-    Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        database_url: database_url.to_owned(),
-        pool_size: 4,
-        workers: 1,
-        migrate_on_start: true,
-        policy_defaults: Defaults::Legacy,
-        policy_file: None,
-        cors: CorsConfig::default(),
-        allocation_conflict_retry_count: 10,
-        incomplete_consumer_project_id: "00000000-0000-0000-0000-000000000000".to_owned(),
-        incomplete_consumer_user_id: "00000000-0000-0000-0000-000000000000".to_owned(),
-        randomize_allocation_candidates: false,
-        max_allocation_candidates: None,
-        generation_strategy: GenerationStrategy::DepthFirst,
-    }
+    let mut config = Config::defaults_for(database_url);
+    config.policy_defaults = placement::policy::Defaults::Legacy;
+    config.pool_size = 4;
+    config.workers = 1;
+    config
 }
 
 /// The server running in this process on a fresh database.

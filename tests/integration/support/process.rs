@@ -25,6 +25,7 @@ impl ServerProcess {
             .env("DATABASE_URL", database_url)
             .env("PORT", port.to_string())
             .env("RBAC", "legacy")
+            .env("OS_API__AUTH_STRATEGY", "noauth2")
             .env("PLACEMENT_WORKERS", "2")
             .env("PLACEMENT_DB_POOL_SIZE", pool_size.to_string())
             .env("PLACEMENT_LOG", "warn")
