@@ -811,4 +811,51 @@ mod tests {
         let warning = missing_policy_file(&settings, &files, &config).unwrap_or_default();
         assert!(warning.contains("[oslo_policy] policy_file"), "{warning}");
     }
+
+    /// A placement.conf as kolla-ansible and upstream's install guide write
+    /// it reads with no unknown option and no error.
+    #[test]
+    fn a_real_deployments_placement_conf_reads_cleanly() {
+        let dir = std::env::temp_dir().join(format!("placement-kolla-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("placement.conf");
+        std::fs::write(
+            &path,
+            "[DEFAULT]\ndebug = False\nlog_file = /var/log/kolla/placement/placement-api.log\n\
+             state_path = /var/lib/placement\n\n\
+             [api]\nauth_strategy = keystone\n\n\
+             [placement_database]\nconnection = postgresql+psycopg2://placement:pw@db:5432/placement\n\
+             max_retries = -1\nmax_pool_size = 8\nmax_overflow = 1000\n\n\
+             [keystone_authtoken]\nservice_type = placement\nwww_authenticate_uri = https://ks:5000\n\
+             auth_url = https://ks-internal:5000\nauth_type = password\nproject_domain_id = default\n\
+             user_domain_id = default\nproject_name = service\nusername = placement\npassword = pw\n\
+             region_name = RegionOne\nmemcache_security_strategy = ENCRYPT\n\
+             memcache_secret_key = s3cr3t\nmemcached_servers = ctl1:11211,ctl2:11211\n\n\
+             [oslo_middleware]\nenable_proxy_headers_parsing = True\n\n\
+             [oslo_policy]\npolicy_file = policy.yaml\n",
+        )
+        .expect("write");
+        let files = ConfigFiles {
+            files: vec![path],
+            dirs: Vec::new(),
+        };
+        let settings = Settings::load(&files, &|_| None).expect("reads");
+        let config = Config::from_settings(&settings, &files).expect("valid");
+        let AuthStrategy::Keystone(keystone) = &config.auth else {
+            panic!("keystone expected: {:?}", config.auth);
+        };
+        assert_eq!(keystone.user_domain, Named::Id("default".to_owned()));
+        assert_eq!(
+            config.connect_attempts, None,
+            "max_retries = -1 keeps trying"
+        );
+        assert_eq!(config.pool_size, 8);
+        let unknown: Vec<_> = settings
+            .warnings
+            .iter()
+            .filter(|w| w.contains("unknown"))
+            .collect();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

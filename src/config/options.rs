@@ -154,6 +154,13 @@ pub static OPTIONS: &[Opt] = &[
         Default::None,
         "Accepted for compatibility; this server logs to standard error only.",
     ),
+    opt(
+        "DEFAULT",
+        "state_path",
+        Kind::String,
+        Default::None,
+        "Accepted for compatibility; this server keeps no state on disk.",
+    ),
     // [api]
     Opt {
         deprecated: &[("DEFAULT", "auth_strategy")],
@@ -305,6 +312,14 @@ pub static OPTIONS: &[Opt] = &[
             "Order in which candidates are generated when max_allocation_candidates caps them.",
         )
     },
+    opt(
+        "oslo_middleware",
+        "enable_proxy_headers_parsing",
+        Bool,
+        text("false"),
+        "Accepted for compatibility; no answer carries a URL built from the request's scheme \
+         or host, so there is nothing to rewrite (X-Forwarded-Prefix is not applied).",
+    ),
     opt(
         "workarounds",
         "optimize_for_wide_provider_trees",

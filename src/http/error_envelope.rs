@@ -6,6 +6,9 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
+use std::sync::LazyLock;
+
+use regex::Regex;
 use serde::Serialize;
 
 use super::microversion::{self, Microversion};
@@ -121,7 +124,7 @@ pub fn render(
                 errors: [ErrorView {
                     status: error.status.as_u16(),
                     title,
-                    detail: format!("{explanation}\n\n {} ", error.detail),
+                    detail: plain_body(&explanation, &error.detail),
                     code: version
                         .filter(|version| version.at_least(microversion::ERROR_CODES))
                         .map(|_| error.code.as_str()),
@@ -139,10 +142,37 @@ pub fn render(
             detail = escape_html(&error.detail),
         )),
         Format::Plain => response.content_type("text/plain; charset=UTF-8").body(format!(
-            "{} {title}\n\n{explanation}\n\n{}\n\n",
+            "{} {title}\n\n{}",
             error.status.as_u16(),
-            error.detail
+            plain_body(&explanation, &error.detail)
         )),
+    }
+}
+
+/// webob's body template (`${explanation}<br /><br />\n${detail}\n${html_comment}\n`,
+/// unescaped) through its `strip_tags`, as both the JSON (placement's
+/// `json_error_formatter`) and the plain-text bodies show it: every newline
+/// of the detail becomes a space, only the `<br />`s become newlines, and
+/// anything that looks like a tag is dropped.
+fn plain_body(explanation: &str, detail: &str) -> String {
+    strip_tags(&format!("{explanation}<br /><br />\n{detail}\n\n"))
+}
+
+/// webob's `strip_tags`.
+fn strip_tags(value: &str) -> String {
+    static BR: LazyLock<Regex> = LazyLock::new(|| compile(r"(?is)<br.*?>"));
+    static COMMENT: LazyLock<Regex> = LazyLock::new(|| compile(r"<!--|-->"));
+    static TAG: LazyLock<Regex> = LazyLock::new(|| compile(r"(?s)<.*?>"));
+    let value = value.replace('\n', " ").replace('\r', "");
+    let value = BR.replace_all(&value, "\n");
+    let value = COMMENT.replace_all(&value, "");
+    TAG.replace_all(&value, "").into_owned()
+}
+
+fn compile(pattern: &str) -> Regex {
+    match Regex::new(pattern) {
+        Ok(regex) => regex,
+        Err(error) => unreachable!("fixed pattern {pattern}: {error}"),
     }
 }
 
@@ -173,4 +203,24 @@ pub fn keystone_unavailable() -> HttpResponse {
         .body(
             r#"{"message": "The server is currently unavailable. Please try again at a later time.<br /><br />\nThe Keystone service is temporarily unavailable.\n\n", "code": "503 Service Unavailable", "title": "Service Unavailable"}"#,
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detail_is_stripped_as_webob_strips_it() {
+        assert_eq!(
+            plain_body(
+                "Bad.",
+                "JSON does not validate: 'x' is bad\n\nFailed validating 'pattern'\r\n"
+            ),
+            "Bad.\n\n JSON does not validate: 'x' is bad  Failed validating 'pattern'   "
+        );
+        assert_eq!(
+            plain_body("Gone.", "no <b>such</b> <!-- thing -->"),
+            "Gone.\n\n no such  thing   "
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! `schemas/allocation.py`). Schemas are built the way upstream derives
 //! them, each version from the previous one, keeping upstream's key order.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::sync::LazyLock;
 
 use serde::Serialize;
@@ -201,7 +201,10 @@ pub fn post_schema_for(version: Microversion) -> &'static Value {
 }
 
 /// Amounts by resource class name.
-pub type Resources = BTreeMap<String, i64>;
+/// By resource class, in the order the rows were written: upstream builds
+/// these dicts from a query without `ORDER BY`, which PostgreSQL answers in
+/// insertion order, and clients print them in that order.
+pub type Resources = IndexMap<String, i64>;
 
 /// One provider's part of a consumer's allocations.
 #[derive(Serialize)]
@@ -213,7 +216,7 @@ pub struct ProviderAllocationView {
 /// `GET /allocations/{consumer_uuid}`.
 #[derive(Serialize)]
 pub struct ConsumerAllocationsView {
-    pub allocations: BTreeMap<String, ProviderAllocationView>,
+    pub allocations: IndexMap<String, ProviderAllocationView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,6 +239,6 @@ pub struct ConsumerResourcesView {
 /// `GET /resource_providers/{uuid}/allocations`.
 #[derive(Serialize)]
 pub struct ProviderAllocationsView {
-    pub allocations: BTreeMap<String, ConsumerResourcesView>,
+    pub allocations: IndexMap<String, ConsumerResourcesView>,
     pub resource_provider_generation: i32,
 }

@@ -189,3 +189,65 @@ fn crossing_batch_writes_do_not_deadlock() {
         assert_eq!(statuses, vec![204, 204]);
     }
 }
+
+/// A provider with VCPU (class 0) and MEMORY_MB (class 1), straight into
+/// the database.
+fn root_with_vcpus_and_memory(server: &TestServer, id: i32, uuid: &str) {
+    root_with_vcpus(server, id, uuid, 64);
+    diesel::sql_query(format!(
+        "INSERT INTO inventories (resource_provider_id, resource_class_id, total, reserved, \
+         min_unit, max_unit, step_size, allocation_ratio) \
+         VALUES ({id}, 1, 65536, 0, 1, 65536, 1, 1.0)"
+    ))
+    .execute(&mut server.database.connection())
+    .expect("insert inventory");
+}
+
+/// The keys of a JSON object, in the order they were sent.
+fn keys(value: &Value) -> Vec<String> {
+    value
+        .as_object()
+        .map(|object| object.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn allocation_reads_list_providers_and_classes_in_the_order_written() {
+    // osc-placement prints a consumer's remaining providers in the order
+    // upstream returns them: the order its rows were written, not sorted.
+    let server = TestServer::start();
+    let later = "ffffffff-0000-4000-8000-000000000001";
+    let earlier = "00000000-0000-4000-8000-000000000002";
+    root_with_vcpus_and_memory(&server, 1, later);
+    root_with_vcpus_and_memory(&server, 2, earlier);
+    let consumer = uuid::Uuid::new_v4().to_string();
+    let written = server.client().put(
+        &format!("/allocations/{consumer}"),
+        &json!({
+            "allocations": {
+                later: {"resources": {"VCPU": 1, "MEMORY_MB": 512}},
+                earlier: {"resources": {"MEMORY_MB": 256, "VCPU": 2}},
+            },
+            "project_id": "project", "user_id": "user",
+            "consumer_generation": null, "consumer_type": "INSTANCE"
+        }),
+    );
+    assert_eq!(written.status, 204, "{:?}", written.body);
+    let read = server.client().get(&format!("/allocations/{consumer}"));
+    assert_eq!(keys(&read.body["allocations"]), vec![later, earlier]);
+    assert_eq!(
+        keys(&read.body["allocations"][later]["resources"]),
+        vec!["VCPU", "MEMORY_MB"]
+    );
+    assert_eq!(
+        keys(&read.body["allocations"][earlier]["resources"]),
+        vec!["MEMORY_MB", "VCPU"]
+    );
+    let by_provider = server
+        .client()
+        .get(&format!("/resource_providers/{earlier}/allocations"));
+    assert_eq!(
+        keys(&by_provider.body["allocations"][consumer.as_str()]["resources"]),
+        vec!["MEMORY_MB", "VCPU"]
+    );
+}

@@ -152,3 +152,41 @@ fn a_database_that_went_away_is_503() {
     .execute(&mut admin)
     .expect("allow connections");
 }
+
+/// What osc-placement shows of an error: the detail's last line.
+fn last_line(detail: &str) -> &str {
+    detail.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn validation_errors_read_on_one_line_as_webob_renders_them() {
+    let server = TestServer::start();
+    let client = server.client().at("1.2");
+    let reply = client.post("/resource_classes", &json!({"name": "fake_class"}));
+    assert_eq!(reply.status, 400);
+    let detail = reply.error_detail();
+    assert!(
+        last_line(&detail).starts_with(" JSON does not validate: 'fake_class' does not match"),
+        "{detail:?}"
+    );
+    // The explanation, then webob's two newlines, then the rest on one line.
+    assert_eq!(detail.matches('\n').count(), 2, "{detail:?}");
+
+    let provider = uuid::Uuid::new_v4().to_string();
+    let created = server.client().post(
+        "/resource_providers",
+        &json!({"name": "agg", "uuid": provider}),
+    );
+    assert_eq!(created.status, 200);
+    let reply = server.client().at("1.19").put(
+        &format!("/resource_providers/{provider}/aggregates"),
+        &json!({"aggregates": ["abc"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(reply.status, 400);
+    let detail = reply.error_detail();
+    assert!(
+        last_line(&detail).contains("'abc' is not a 'uuid'"),
+        "{detail:?}"
+    );
+    assert_eq!(detail.matches('\n').count(), 2, "{detail:?}");
+}

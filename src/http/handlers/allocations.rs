@@ -2,7 +2,7 @@
 //! `/resource_providers/{uuid}/allocations` (upstream
 //! `handlers/allocation.py`).
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 
 use actix_web::HttpResponse;
 use serde_json::Value;
@@ -138,7 +138,7 @@ pub async fn list_for_consumer(request: Request) -> Result<HttpResponse, ApiErro
         .await?;
     let version = request.version;
     let mut view = ConsumerAllocationsView {
-        allocations: BTreeMap::new(),
+        allocations: IndexMap::new(),
         project_id: None,
         user_id: None,
         consumer_generation: None,
@@ -151,7 +151,7 @@ pub async fn list_for_consumer(request: Request) -> Result<HttpResponse, ApiErro
             .entry(row.provider_uuid.to_string())
             .or_insert_with(|| ProviderAllocationView {
                 generation: row.provider_generation,
-                resources: BTreeMap::new(),
+                resources: IndexMap::new(),
             })
             .resources
             .insert(row.resource_class.clone(), row.used);
@@ -187,14 +187,14 @@ pub async fn list_for_resource_provider(request: Request) -> Result<HttpResponse
         .run(move |connection| domain::list_for_provider(connection, &provider_uuid))
         .await?;
     let show_generation = request.version.at_least(mv::CONSUMER_GENERATIONS);
-    let mut allocations = BTreeMap::new();
+    let mut allocations = IndexMap::new();
     let mut last_modified = None;
     for row in &rows {
         last_modified = newest(last_modified, row.created_at, row.updated_at);
         allocations
             .entry(row.consumer_uuid.to_string())
             .or_insert_with(|| ConsumerResourcesView {
-                resources: BTreeMap::new(),
+                resources: IndexMap::new(),
                 consumer_generation: show_generation.then_some(row.consumer_generation),
             })
             .resources
