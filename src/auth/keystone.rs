@@ -668,6 +668,11 @@ impl Keystone {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
+                Err(error) if error.is_timeout() => {
+                    return Err(KeystoneError::Unavailable(format!(
+                        "Keystone did not answer within [server] keystone_timeout: {error}"
+                    )));
+                }
                 Err(error) => {
                     return Err(KeystoneError::Unavailable(format!(
                         "Keystone unreachable: {error}"

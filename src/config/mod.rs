@@ -639,7 +639,7 @@ fn keystone(read: &Reader<'_>) -> Result<KeystoneConfig, ConfigError> {
         None => Duration::from_secs(10),
         Some(_) => Duration::from_secs(read.bounded(SECTION, "http_connect_timeout", 1)?),
     };
-    let request_timeout: f64 = read.parsed("server", "keystone_timeout")?.unwrap_or(10.0);
+    let request_timeout: f64 = read.parsed("server", "keystone_timeout")?.unwrap_or(60.0);
     if !(request_timeout > 0.0 && request_timeout.is_finite()) {
         return Err(read.invalid("server", "keystone_timeout", "must be positive"));
     }

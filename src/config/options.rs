@@ -760,8 +760,9 @@ pub static OPTIONS: &[Opt] = &[
         "server",
         "keystone_timeout",
         Float,
-        text("10"),
-        "Seconds a whole Keystone request may take before the caller is answered 503.",
+        text("60"),
+        "Seconds a whole Keystone request may take before the caller is answered 503 \
+         (keystonemiddleware sets no limit; a busy Keystone can take many seconds).",
     ),
 ];
 

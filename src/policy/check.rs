@@ -386,8 +386,9 @@ fn service_optional<'a>(
     }
 }
 
-/// `str(ast.literal_eval(kind))` for the literal forms a kind can take;
-/// None when the kind is a credential name instead.
+/// `str(ast.literal_eval(kind))` for the literal forms a kind can take
+/// (None, booleans, integers in any base, floats, simple strings); None
+/// when the kind is a credential name instead.
 fn python_literal(kind: &str) -> Option<String> {
     match kind {
         "True" | "False" | "None" => return Some(kind.to_owned()),
@@ -405,14 +406,49 @@ fn python_literal(kind: &str) -> Option<String> {
         }
         return Some(inner.to_owned());
     }
-    let (negative, digits) = match kind.as_bytes().first() {
+    let (negative, number) = match kind.as_bytes().first() {
         Some(b'-') => (true, &kind[1..]),
         Some(b'+') => (false, &kind[1..]),
         _ => (false, kind),
     };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let sign = |text: String| {
+        if negative && text != "0" && text != "0.0" {
+            format!("-{text}")
+        } else if negative && text == "0.0" {
+            "-0.0".to_owned()
+        } else {
+            text
+        }
+    };
+    if let Some(integer) = python_integer(number) {
+        return Some(sign(integer));
+    }
+    python_float(number).map(sign)
+}
+
+/// Python's digit groups: digits with single underscores between them.
+fn python_digits(text: &str, radix: u32) -> Option<String> {
+    if text.is_empty() || text.starts_with('_') || text.ends_with('_') || text.contains("__") {
         return None;
     }
+    let digits: String = text.chars().filter(|c| *c != '_').collect();
+    digits.chars().all(|c| c.is_digit(radix)).then_some(digits)
+}
+
+/// An integer literal's `str()`: decimal (no leading zeros but `0`),
+/// `0x`, `0o`, `0b`.
+fn python_integer(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            // `0x_1f` is valid: one underscore may follow the prefix.
+            let digits = python_digits(rest.strip_prefix('_').unwrap_or(rest), radix)?;
+            return u128::from_str_radix(&digits, radix)
+                .ok()
+                .map(|value| value.to_string());
+        }
+    }
+    let digits = python_digits(text, 10)?;
     let trimmed = digits.trim_start_matches('0');
     if trimmed.is_empty() {
         return Some("0".to_owned());
@@ -421,11 +457,79 @@ fn python_literal(kind: &str) -> Option<String> {
     if trimmed.len() != digits.len() {
         return None;
     }
-    Some(if negative {
-        format!("-{trimmed}")
+    Some(trimmed.to_owned())
+}
+
+/// A float literal's `str()` (Python's shortest round-trip `repr`).
+fn python_float(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let (mantissa, exponent) = match lower.split_once('e') {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (lower.as_str(), None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (mantissa, None),
+    };
+    // A float needs a point or an exponent; digits on at least one side.
+    if fraction.is_none() && exponent.is_none() {
+        return None;
+    }
+    let whole = if whole.is_empty() { String::new() } else { python_digits(whole, 10)? };
+    let fraction = match fraction {
+        Some("") | None => String::new(),
+        Some(fraction) => python_digits(fraction, 10)?,
+    };
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let exponent = match exponent {
+        None => String::new(),
+        Some(exponent) => {
+            let (sign, digits) = match exponent.as_bytes().first() {
+                Some(b'-') => ("-", &exponent[1..]),
+                Some(b'+') => ("", &exponent[1..]),
+                _ => ("", exponent),
+            };
+            format!("e{sign}{}", python_digits(digits, 10)?)
+        }
+    };
+    let value: f64 = format!("{whole}.{fraction}{exponent}").parse().ok()?;
+    Some(float_repr(value))
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, fixed
+/// notation for exponents from -4 to 15, else `d.ddde+XX`.
+fn float_repr(value: f64) -> String {
+    if value.is_infinite() {
+        return "inf".to_owned();
+    }
+    let scientific = format!("{value:e}");
+    let Some((digits, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let digits: String = digits.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        if point <= 0 {
+            let zeros = "0".repeat(point.unsigned_abs() as usize);
+            return format!("0.{zeros}{digits}");
+        }
+        let point = point as usize;
+        if digits.len() <= point {
+            return format!("{digits}{}.0", "0".repeat(point - digits.len()));
+        }
+        return format!("{}.{}", &digits[..point], &digits[point..]);
+    }
+    let (first, rest) = digits.split_at(1);
+    let mantissa = if rest.is_empty() {
+        first.to_owned()
     } else {
-        trimmed.to_owned()
-    })
+        format!("{first}.{rest}")
+    };
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 /// Python's `pattern % target` for the forms policies use: `%(key)s` and
@@ -475,14 +579,14 @@ fn interpolate(pattern: &str, target: &Target) -> Option<String> {
     Some(out)
 }
 
-/// A target entry as Python renders it: a missing value prints as `None`.
+/// A target entry as Python renders it (a None project prints as `None`);
+/// None for a key the target does not have.
 fn target_value<'a>(target: &'a Target, key: &str) -> Option<&'a str> {
-    let value = match key {
-        "project_id" => &target.project_id,
-        "user_id" => &target.user_id,
-        _ => return None,
-    };
-    Some(value.as_deref().unwrap_or("None"))
+    match key {
+        "project_id" => Some(target.project_id.as_deref().unwrap_or("None")),
+        "user_id" => target.user_id.as_deref(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -662,6 +766,22 @@ mod tests {
         assert_eq!(python_literal("-0").as_deref(), Some("0"));
         assert_eq!(python_literal("-12").as_deref(), Some("-12"));
         assert_eq!(python_literal("007"), None);
+        assert_eq!(python_literal("1_000").as_deref(), Some("1000"));
+        assert_eq!(python_literal("0x1F").as_deref(), Some("31"));
+        assert_eq!(python_literal("0b_101").as_deref(), Some("5"));
+        assert_eq!(python_literal("1__0"), None);
+        assert_eq!(python_literal("0.5").as_deref(), Some("0.5"));
+        assert_eq!(python_literal(".5").as_deref(), Some("0.5"));
+        assert_eq!(python_literal("5.").as_deref(), Some("5.0"));
+        assert_eq!(python_literal("1e3").as_deref(), Some("1000.0"));
+        assert_eq!(python_literal("1e16").as_deref(), Some("1e+16"));
+        assert_eq!(python_literal("1.5e-5").as_deref(), Some("1.5e-05"));
+        assert_eq!(python_literal("0.0001").as_deref(), Some("0.0001"));
+        assert_eq!(python_literal("-2.50").as_deref(), Some("-2.5"));
+        assert_eq!(python_literal("007.5").as_deref(), Some("7.5"));
+        assert_eq!(python_literal("1_0.0_1").as_deref(), Some("10.01"));
+        assert_eq!(python_literal("."), None);
+        assert_eq!(python_literal("e5"), None);
         assert_eq!(python_literal("project_id"), None);
         assert_eq!(python_literal("'"), None);
     }
@@ -677,7 +797,11 @@ mod tests {
             interpolate("%(project_id)s", &target).as_deref(),
             Some("p(1)")
         );
-        assert_eq!(interpolate("%(user_id)s", &target).as_deref(), Some("None"));
+        assert_eq!(
+            interpolate("%(user_id)s", &target),
+            None,
+            "no user_id key: oslo's KeyError"
+        );
         assert_eq!(interpolate("100%%", &target).as_deref(), Some("100%"));
         assert_eq!(interpolate("%(project_id)d", &target), None);
         assert_eq!(interpolate("%(project_id", &target), None);

@@ -54,12 +54,14 @@ pub struct ServiceCredentials {
 }
 
 /// What is acted upon; `%(key)s` in check strings is filled from here.
-/// A None field renders as `None`, as Python's `%` does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
-    /// Owning project (the queried one for `GET /usages`).
+    /// Owning project (the queried one for `GET /usages`); None renders as
+    /// `None`, as Python's `%` does.
     pub project_id: Option<String>,
-    /// Owning user.
+    /// Owning user; None when the target has no `user_id` key at all
+    /// (upstream's `GET /usages` passes only the project), so that a check
+    /// naming `%(user_id)s` fails, as oslo.policy's `KeyError` makes it.
     pub user_id: Option<String>,
 }
 

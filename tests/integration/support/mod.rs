@@ -13,6 +13,7 @@ use placement::storage::Database;
 use serde_json::Value;
 
 pub mod http;
+pub mod keystone;
 pub mod process;
 
 /// Admin connection used to create and drop test databases.
