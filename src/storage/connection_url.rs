@@ -77,4 +77,18 @@ mod tests {
             assert_eq!(with_loopback_sslmode(url), url);
         }
     }
+
+    #[test]
+    fn several_hosts_go_to_libpq_as_given() {
+        for url in [
+            "postgresql://placement@127.0.0.1:5432,127.0.0.1:5433/placement\
+             ?target_session_attrs=read-write",
+            "postgresql://127.0.0.1,127.0.0.1/placement?target_session_attrs=read-write",
+            "postgresql://localhost,127.0.0.1/placement",
+            "host=127.0.0.1,127.0.0.1 port=5432,5433 dbname=placement \
+             target_session_attrs=read-write",
+        ] {
+            assert_eq!(with_loopback_sslmode(url), url);
+        }
+    }
 }

@@ -20,7 +20,9 @@ type ManagedPool = Pool<ConnectionManager<PgConnection>>;
 /// A failure talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// No connection could be had: the database is down or unreachable.
+    /// No connection could be had, or the one in use was lost: the
+    /// database is down, unreachable or failing over. The request may be
+    /// retried; a write it made may or may not have been committed.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A concurrent writer changed what a statement relied on between the
@@ -38,12 +40,32 @@ pub enum StorageError {
 impl From<DieselError> for StorageError {
     fn from(error: DieselError) -> Self {
         match &error {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                StorageError::Unavailable(error.to_string())
-            }
+            _ if is_connection_lost(&error) => StorageError::Unavailable(error.to_string()),
             _ if is_contention(&error) => StorageError::Contended(error),
             _ => StorageError::Query(error),
         }
+    }
+}
+
+/// True when `error` says the connection is gone, whatever the statement:
+/// the server closed it (a restart, a failover), libpq could not send on
+/// it (`no connection to the server`), or diesel had already marked it
+/// unusable, which it does when libpq loses the server (a domain path
+/// that falls back to another statement after a failure meets that).
+/// The pool discards such a connection and the next one may well work,
+/// so these are a 503 to retry, not a 500.
+fn is_connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => is_connection_lost(rollback_error) || is_connection_lost(commit_error),
+        _ => false,
     }
 }
 
@@ -306,3 +328,63 @@ pub mod traits;
 pub mod upgrade_checks;
 pub mod usages;
 pub mod world;
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::StorageError;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_whatever_diesel_calls_it() {
+        for error in [
+            database_error(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            database_error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "no connection to the server",
+            ),
+            DieselError::BrokenTransactionManager,
+            DieselError::RollbackErrorOnCommit {
+                rollback_error: Box::new(DieselError::BrokenTransactionManager),
+                commit_error: Box::new(database_error(
+                    DatabaseErrorKind::ClosedConnection,
+                    "server closed the connection unexpectedly",
+                )),
+            },
+        ] {
+            assert!(
+                matches!(StorageError::from(error), StorageError::Unavailable(_)),
+                "unavailable"
+            );
+        }
+    }
+
+    #[test]
+    fn other_failures_stay_what_they_are() {
+        assert!(matches!(
+            StorageError::from(database_error(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access"
+            )),
+            StorageError::Contended(_)
+        ));
+        assert!(matches!(
+            StorageError::from(database_error(
+                DatabaseErrorKind::Unknown,
+                "syntax error at or near"
+            )),
+            StorageError::Query(_)
+        ));
+        assert!(matches!(
+            StorageError::from(DieselError::NotFound),
+            StorageError::Query(_)
+        ));
+    }
+}

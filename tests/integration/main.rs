@@ -7,6 +7,7 @@ mod allocations;
 mod bad_input;
 mod claim_rules;
 mod claims;
+mod failover;
 mod generations;
 mod http_framing;
 mod inventories;

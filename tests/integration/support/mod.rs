@@ -12,6 +12,7 @@ use placement::server;
 use placement::storage::Database;
 use serde_json::Value;
 
+pub mod clusters;
 pub mod http;
 pub mod keystone;
 pub mod process;
