@@ -34,7 +34,7 @@ use crate::storage::allocations::{
 use crate::storage::consumers::{self as consumer_store, ConsumerFields, ConsumerRow};
 use crate::storage::inventories as inventory_store;
 use crate::storage::resource_providers::{self as provider_store, ProviderRow};
-use crate::storage::{self, Connection};
+use crate::storage::{self, Connection, StorageError};
 
 /// One provider's share of a consumer's new allocations.
 #[derive(Clone, Debug)]
@@ -108,7 +108,7 @@ pub fn replace_all(
     view: &WorldCache,
     on_retry: &dyn Fn(),
 ) -> Result<(), DomainError> {
-    if claim_from_view(connection, writes, view) {
+    if claim_from_view(connection, writes, view)? {
         return Ok(());
     }
     let attempts = attempts.max(1);
@@ -198,9 +198,9 @@ fn claim_from_view(
     connection: &mut Connection,
     writes: &[ConsumerAllocations],
     view: &WorldCache,
-) -> bool {
+) -> Result<bool, DomainError> {
     let (Some(settled), [write]) = (settle_against_view(&view.read(), writes), writes) else {
-        return false;
+        return Ok(false);
     };
     let claim = ClaimWithinView {
         consumer_uuid: write.consumer_uuid,
@@ -211,16 +211,18 @@ fn claim_from_view(
         ceilings: &settled.ceilings,
         rows: &settled.rows,
     };
-    match store::claim_within_view(connection, &claim) {
+    match store::claim_within_view(connection, &claim).map_err(StorageError::from) {
         Ok(claimed) => {
             if !claimed {
                 tracing::debug!("the view's check no longer holds; full allocation write");
             }
-            claimed
+            Ok(claimed)
         }
+        // The connection is gone: the full write would fail on it too.
+        Err(lost @ StorageError::Unavailable(_)) => Err(lost.into()),
         Err(error) => {
             tracing::warn!(%error, "claim against the view failed; full allocation write");
-            false
+            Ok(false)
         }
     }
 }
