@@ -475,7 +475,11 @@ fn python_float(text: &str) -> Option<String> {
     if fraction.is_none() && exponent.is_none() {
         return None;
     }
-    let whole = if whole.is_empty() { String::new() } else { python_digits(whole, 10)? };
+    let whole = if whole.is_empty() {
+        String::new()
+    } else {
+        python_digits(whole, 10)?
+    };
     let fraction = match fraction {
         Some("") | None => String::new(),
         Some(fraction) => python_digits(fraction, 10)?,
