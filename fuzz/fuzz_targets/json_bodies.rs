@@ -5,8 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use placement::http::negotiation::parse_json;
-use placement::schemas::{aggregates, allocations, inventories, reshaper, resource_classes,
-    resource_providers, traits};
+use placement::schemas::{
+    aggregates, allocations, inventories, reshaper, resource_classes, resource_providers, traits,
+};
 
 mod common;
 

@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
                 ..Credentials::default()
             };
             let target = Target::of(&credentials);
-            for action in [actions::ADMIN_API, actions::RESOURCE_PROVIDERS_LIST, actions::TOTAL_USAGES] {
+            for action in [
+                actions::ADMIN_API,
+                actions::RESOURCE_PROVIDERS_LIST,
+                actions::TOTAL_USAGES,
+            ] {
                 let _ = enforcer.authorize(action, &credentials, &target);
             }
         }
