@@ -159,21 +159,34 @@ def register(client, world):
 
 
 def update_inventory(client, world):
+    """Grows or shrinks VCPU a little, never below what is in use: upstream
+    (and this server) accept an inventory below its usage and only log it,
+    which would make the OVERCOMMIT check count what no claim did. The
+    usages and the inventory are read at one generation and written back
+    with it, so a claim in between makes the write a 409 and a new try."""
     with world.lock:
         if not world.providers:
             return
         provider = random.choice(world.providers)
     for _ in range(5):
+        status, usages = client.request('inventory', 'GET',
+                                        '/resource_providers/%s/usages' % provider)
+        if status != 200:
+            return
         status, body = client.request('inventory', 'GET',
                                       '/resource_providers/%s/inventories' % provider)
         if status != 200:
             return
+        if body['resource_provider_generation'] != usages['resource_provider_generation']:
+            continue
         inventories = body['inventories']
         vcpu = inventories.get('VCPU')
         if vcpu is None:
             return
-        # Grow or shrink a little, never below what is in use (else 409).
-        vcpu['total'] = max(16, min(128, vcpu['total'] + random.choice((-8, 8))))
+        used = usages['usages'].get('VCPU', 0)
+        floor = vcpu['reserved'] + -(-used // int(vcpu['allocation_ratio']))
+        vcpu['total'] = max(16, floor, min(128, vcpu['total'] + random.choice((-8, 8))))
+        vcpu['max_unit'] = vcpu['total']
         status, _ = client.request('inventory', 'PUT',
                                    '/resource_providers/%s/inventories' % provider,
                                    {'resource_provider_generation':

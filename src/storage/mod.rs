@@ -8,14 +8,69 @@ use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub mod schema;
 pub mod standard_data;
 
 pub type Connection = PgConnection;
-type ManagedPool = Pool<ConnectionManager<PgConnection>>;
+type ManagedPool = Pool<LiveConnections>;
+type Pooled = PooledConnection<LiveConnections>;
+
+/// A pooled connection with what the pool must know of it: whether it was
+/// found dead. diesel marks a connection broken only when a transaction
+/// fails on it; one that lost its server in autocommit (after a failover,
+/// say) would otherwise go back to the pool and fail every request it
+/// serves until `connection_recycle_time`.
+pub struct LiveConnection {
+    connection: PgConnection,
+    lost: bool,
+}
+
+impl std::ops::Deref for LiveConnection {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for LiveConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.connection
+    }
+}
+
+/// diesel's connection manager, dropping the connections found dead.
+pub struct LiveConnections(ConnectionManager<PgConnection>);
+
+impl ManageConnection for LiveConnections {
+    type Connection = LiveConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<LiveConnection, Self::Error> {
+        self.0.connect().map(|connection| LiveConnection {
+            connection,
+            lost: false,
+        })
+    }
+
+    fn is_valid(&self, connection: &mut LiveConnection) -> Result<(), Self::Error> {
+        self.0.is_valid(&mut connection.connection)
+    }
+
+    fn has_broken(&self, connection: &mut LiveConnection) -> bool {
+        connection.lost || self.0.has_broken(&mut connection.connection)
+    }
+}
+
+/// After a failed piece of work: a connection that no longer answers a
+/// ping is marked for the pool to drop. Successful work costs nothing.
+fn check_after_failure(connection: &mut Pooled) {
+    if connection.connection.ping().is_err() {
+        connection.lost = true;
+    }
+}
 
 /// A failure talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -187,8 +242,9 @@ impl Database {
 
     /// Builds the pool and checks that one connection can be made.
     pub fn connect_with(url: &str, options: PoolOptions) -> Result<Database, StorageError> {
-        let manager =
-            ConnectionManager::<PgConnection>::new(connection_url::with_loopback_sslmode(url));
+        let manager = LiveConnections(ConnectionManager::<PgConnection>::new(
+            connection_url::with_loopback_sslmode(url),
+        ));
         let pool = Pool::builder()
             .max_size(options.size)
             .min_idle(Some(1))
@@ -216,9 +272,7 @@ impl Database {
     }
 
     /// A connection for start-up and command-line work, outside any request.
-    pub fn connection(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StorageError> {
+    pub fn connection(&self) -> Result<Pooled, StorageError> {
         self.pool
             .get()
             .map_err(|error| StorageError::Unavailable(error.to_string()))
@@ -238,7 +292,11 @@ impl Database {
         let outcome = actix_web::web::block(move || {
             let _entered = span.enter();
             let mut connection = pooled_from(&pool, &waits).map_err(E::from)?;
-            work(&mut connection)
+            let result = work(&mut connection);
+            if result.is_err() {
+                check_after_failure(&mut connection);
+            }
+            result
         })
         .await;
         match outcome {
@@ -256,10 +314,7 @@ pub fn ping(connection: &mut Connection) -> Result<(), StorageError> {
 }
 
 /// A pooled connection, counting the wait when none was idle.
-fn pooled_from(
-    pool: &ManagedPool,
-    waits: &WaitCounters,
-) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StorageError> {
+fn pooled_from(pool: &ManagedPool, waits: &WaitCounters) -> Result<Pooled, StorageError> {
     if let Some(connection) = pool.try_get() {
         return Ok(connection);
     }
