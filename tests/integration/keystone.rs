@@ -272,7 +272,7 @@ fn outage_gives_503_and_recovery_needs_no_restart(keystone: &Keystone, server: &
 /// Runs after the server has its service token (issued for an hour).
 fn expired_tokens_get_401_even_from_the_cache(keystone: &Keystone, server: &PlacementProcess) {
     // Seconds new tokens live: long enough to use one on a loaded machine.
-    const LIFETIME: u64 = 8;
+    const LIFETIME: u64 = 20;
     keystone.restart(Some(LIFETIME));
     let cached = keystone.issue(
         "demo",
