@@ -507,7 +507,14 @@ fn write_attempt(
     }
 
     let (demands, new_rows) = demands_and_rows(writes, |name| provider_of_name[name].0, &class_ids);
-    check_capacity(&state, &demands, &involved, &class_ids, &class_list)?;
+    check_capacity(
+        &state,
+        &demands,
+        &new_rows,
+        &involved,
+        &class_ids,
+        &class_list,
+    )?;
 
     // Every involved provider moves on, in id order, the first in the
     // statement inserting the new rows; a lost race means our reads are
@@ -627,10 +634,13 @@ pub(crate) fn named_providers(writes: &[ConsumerAllocations]) -> Vec<&str> {
 
 /// Upstream's `_check_capacity_exceeded` over the state read: every
 /// provider must have inventory of the requested classes, and each
-/// (provider, class) must accept its amounts given the others' usage.
+/// allocation, in request order, must find its inventory and accept its
+/// amount and the amounts of the same (provider, class) before it, given
+/// the others' usage; the first that does not is the answer.
 fn check_capacity(
     state: &WriteState,
     demands: &[Demand],
+    rows: &[NewAllocation],
     providers_by_id: &HashMap<i32, Involved>,
     class_ids: &HashMap<String, i32>,
     class_list: &[i32],
@@ -673,17 +683,21 @@ fn check_capacity(
         return Err(invalid_inventory(&classes, &providers).into());
     }
 
-    for demand in demands {
-        let key = (demand.provider_id, demand.class_id);
-        let class = class_name.get(&demand.class_id).copied().unwrap_or("");
-        let provider = uuid_of(demand.provider_id);
+    let mut so_far: HashMap<(i32, i32), Vec<i64>> = HashMap::new();
+    for row in rows {
+        let key = (row.resource_provider_id, row.resource_class_id);
+        let class = class_name
+            .get(&row.resource_class_id)
+            .copied()
+            .unwrap_or("");
+        let provider = uuid_of(row.resource_provider_id);
         let Some(limits) = inventories.get(&key) else {
             return Err(invalid_inventory(class, &provider.to_string()).into());
         };
+        let amounts = so_far.entry(key).or_default();
+        amounts.push(row.used);
         let (used_by_others, previous) = state.usage.get(&key).copied().unwrap_or((0, 0));
-        if let Err(refusal) =
-            capacity::check_write(limits, &demand.amounts, used_by_others, previous)
-        {
+        if let Err(refusal) = capacity::check_write(limits, amounts, used_by_others, previous) {
             tracing::warn!(
                 resource_provider.uuid = %provider,
                 resource_class = class,

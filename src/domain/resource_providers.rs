@@ -277,6 +277,15 @@ pub fn update(
         if moved.len() > 1 {
             store::lock_by_ids(connection, &moved)?;
         }
+        // Nothing to change, nothing written (SQLAlchemy flushes no UPDATE
+        // for an unchanged object): `updated_at` stays, which upstream's
+        // next update answers with as `last-modified`.
+        if name == current.name
+            && parent_id == current.parent_provider_id
+            && root_id == current.root_provider_id
+        {
+            return one_with_tree(connection, current);
+        }
         let row =
             store::update(connection, current.id, name, parent_id, root_id).map_err(|error| {
                 match store::duplicate_column(&error) {

@@ -71,13 +71,15 @@ pub fn delete(connection: &mut Connection, name: &str) -> Result<(), DomainError
     })
 }
 
-/// 400 listing the `names` that have no row in `rows`.
+/// 400 listing the `names` that have no row in `rows`, each once (upstream
+/// names the difference of two sets).
 fn missing_names(names: &[String], rows: &[TraitRow]) -> Result<(), DomainError> {
-    let missing: Vec<&str> = names
-        .iter()
-        .filter(|name| !rows.iter().any(|row| &row.name == *name))
-        .map(String::as_str)
-        .collect();
+    let mut missing: Vec<&str> = Vec::new();
+    for name in names {
+        if !rows.iter().any(|row| &row.name == name) && !missing.contains(&name.as_str()) {
+            missing.push(name);
+        }
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -121,8 +123,10 @@ pub fn clear_for_provider(
 ) -> Result<(), DomainError> {
     storage::write_transaction(connection, |connection| {
         let provider = providers::find_for_write(connection, provider_uuid)?;
-        store::replace_for_provider(connection, provider.id, &[])?;
-        providers::bump_generation(connection, &provider)?;
+        // As upstream's `set_traits([])`: no traits, no change, no bump.
+        if store::replace_for_provider(connection, provider.id, &[])? > 0 {
+            providers::bump_generation(connection, &provider)?;
+        }
         Ok(())
     })
 }

@@ -37,19 +37,22 @@ struct ErrorView<'a> {
 fn explanation(status: StatusCode, request: &HttpRequest) -> String {
     match status.as_u16() {
         400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.".to_owned(),
-        401 => "This server could not verify that you are authorized to access the document you requested.  Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.".to_owned(),
+        401 => "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.".to_owned(),
         403 => "Access was denied to this resource.".to_owned(),
         404 => "The resource could not be found.".to_owned(),
         405 => format!("The method {} is not allowed for this resource.", request.method()),
-        406 => "The resource could not be generated that was acceptable to your browser (content of type application/json).".to_owned(),
+        // HTTPNotAcceptable has a template of its own (`body_template`).
+        406 => String::new(),
         409 => "There was a conflict when trying to complete your request.".to_owned(),
         413 => "The body of your request was too large for this server.".to_owned(),
         415 => {
+            // `require_content` makes a missing (or empty) one 'None'.
             let content_type = request
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("");
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .filter(|value| !value.is_empty())
+                .unwrap_or_else(|| "None".to_owned());
             format!("The request media type {content_type} is not supported by this server.")
         }
         503 => "The server is currently unavailable. Please try again at a later time.".to_owned(),
@@ -64,36 +67,73 @@ enum Format {
     Plain,
 }
 
-/// webob matches the Accept header against html, json and plain text, in
-/// that order of preference; no Accept header (or `*/*`) means JSON here.
-fn preferred_format(request: &HttpRequest) -> Format {
-    let Some(accept) = request
+/// The Accept header as webob's exceptions see it: upstream's request-log
+/// middleware first makes an absent (or empty) one, or exactly `*/*`,
+/// `application/json`.
+fn effective_accept(request: &HttpRequest) -> String {
+    let accept = request
         .headers()
         .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return Format::Json;
-    };
-    let mut best: Option<(f32, Format)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let quality = parts
-            .filter_map(|param| param.trim().strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let format = match media.as_str() {
-            "text/html" => Format::Html,
-            "application/json" | "application/*" => Format::Json,
-            "text/plain" => Format::Plain,
-            "text/*" => Format::Html,
-            _ => continue,
-        };
-        if quality > 0.0 && best.as_ref().is_none_or(|(q, _)| quality > *q) {
-            best = Some((quality, format));
-        }
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    if accept.is_empty() || accept == "*/*" {
+        "application/json".to_owned()
+    } else {
+        accept
     }
-    best.map_or(Format::Json, |(_, format)| format)
+}
+
+/// webob's `acceptable_offers(['text/html', 'application/json'])`: each
+/// offer takes the quality of the most specific media range matching it;
+/// the best quality above zero wins, html on a tie; with neither
+/// acceptable, plain text.
+fn preferred_format(accept: &str) -> Format {
+    let html = super::negotiation::accept_quality(accept, "text", "html");
+    let json = super::negotiation::accept_quality(accept, "application", "json");
+    if html <= 0.0 && json <= 0.0 {
+        Format::Plain
+    } else if json > html {
+        Format::Json
+    } else {
+        Format::Html
+    }
+}
+
+/// webob's body template with the explanation and the detail, each passed
+/// through `escape`: the generic one, or HTTPNotAcceptable's own (which
+/// names the Accept header and, as webob has it, leaves a parenthesis
+/// open).
+fn body_template(
+    status: StatusCode,
+    explanation: &str,
+    detail: &str,
+    accept: &str,
+    escape: fn(&str) -> String,
+) -> String {
+    if status == StatusCode::NOT_ACCEPTABLE {
+        format!(
+            "The resource could not be generated that was acceptable to your browser\n(content of type {}. <br /><br />\n{}",
+            escape(accept),
+            escape(detail)
+        )
+    } else if status == StatusCode::METHOD_NOT_ALLOWED {
+        // HTTPMethodNotAllowed's own template (the explanation names the
+        // method), and HTTPUnsupportedMediaType's below (it names the media
+        // type): nothing follows the detail.
+        format!("{} <br /><br />\n{}", escape(explanation), escape(detail))
+    } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        format!("{}\n<br /><br />\n{}", escape(explanation), escape(detail))
+    } else {
+        format!(
+            "{}<br /><br />\n{}\n\n",
+            escape(explanation),
+            escape(detail)
+        )
+    }
+}
+
+fn no_escape(text: &str) -> String {
+    text.to_owned()
 }
 
 /// Builds the error response. `version` is the negotiated microversion, if
@@ -118,13 +158,26 @@ pub fn render(
             response.insert_header((HeaderName::from_static(name), value));
         }
     }
-    match preferred_format(request) {
+    let accept = effective_accept(request);
+    let format = preferred_format(&accept);
+    if error.status == StatusCode::UNAUTHORIZED {
+        // noauth2's 401 comes from before Placement's error formatter:
+        // webob's own JSON, the body unstripped.
+        return unauthorized(response, format, &explanation, title);
+    }
+    match format {
         Format::Json => {
             let body = Envelope {
                 errors: [ErrorView {
                     status: error.status.as_u16(),
                     title,
-                    detail: plain_body(&explanation, &error.detail),
+                    detail: strip_tags(&body_template(
+                        error.status,
+                        &explanation,
+                        &error.detail,
+                        &accept,
+                        no_escape,
+                    )),
                     code: version
                         .filter(|version| version.at_least(microversion::ERROR_CODES))
                         .map(|_| error.code.as_str()),
@@ -136,15 +189,54 @@ pub fn render(
             response.content_type("application/json").json(body)
         }
         Format::Html => response.content_type("text/html; charset=UTF-8").body(format!(
-            "<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n  {explanation}<br /><br />\n{detail}\n\n\n </body>\n</html>",
+            "<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n  {body}\n </body>\n</html>",
             status = error.status.as_u16(),
-            explanation = escape_html(&explanation),
-            detail = escape_html(&error.detail),
+            body = body_template(
+                error.status,
+                &explanation,
+                &error.detail,
+                &accept,
+                escape_html
+            ),
         )),
         Format::Plain => response.content_type("text/plain; charset=UTF-8").body(format!(
             "{} {title}\n\n{}",
             error.status.as_u16(),
-            plain_body(&explanation, &error.detail)
+            strip_tags(&body_template(
+                error.status,
+                &explanation,
+                &error.detail,
+                &accept,
+                no_escape
+            ))
+        )),
+    }
+}
+
+/// webob's rendering of a bare `HTTPUnauthorized()` with its default
+/// formatters.
+fn unauthorized(
+    mut response: actix_web::HttpResponseBuilder,
+    format: Format,
+    explanation: &str,
+    title: &str,
+) -> HttpResponse {
+    match format {
+        Format::Json => {
+            let message = format!("{explanation}<br /><br />\n\n\n");
+            let body = format!(
+                "{{\"message\": {}, \"code\": \"401 Unauthorized\", \"title\": \"{title}\"}}",
+                serde_json::to_string(&message).unwrap_or_default()
+            );
+            response.content_type("application/json").body(body)
+        }
+        Format::Html => response.content_type("text/html; charset=UTF-8").body(format!(
+            "<html>\n <head>\n  <title>401 {title}</title>\n </head>\n <body>\n  <h1>401 {title}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
+            escape_html(explanation)
+        )),
+        Format::Plain => response.content_type("text/plain; charset=UTF-8").body(format!(
+            "401 {title}\n\n{}",
+            plain_body(explanation, "")
         )),
     }
 }
@@ -176,11 +268,22 @@ fn compile(pattern: &str) -> Regex {
     }
 }
 
+/// webob's `html_escape`: Python's `html.escape(s, quote=True)`, then
+/// every non-ASCII character as a decimal character reference.
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c if c.is_ascii() => out.push(c),
+            c => out.push_str(&format!("&#{};", u32::from(c))),
+        }
+    }
+    out
 }
 
 /// keystonemiddleware's 401, in its own error format (not Placement's),

@@ -72,14 +72,83 @@ impl Microversion {
     pub fn at_least(self, feature: Microversion) -> bool {
         self >= feature
     }
+}
 
-    fn parse(text: &str) -> Option<Microversion> {
-        if text == "latest" {
-            return Some(MAX);
-        }
-        let (major, minor) = text.split_once('.')?;
-        Some(v(major.parse().ok()?, minor.parse().ok()?))
+/// Python's `int(text)` in base 10, as microversion-parse calls it:
+/// surrounding whitespace, an optional sign, digits with single
+/// underscores between them. Values past `i64` saturate (they are out of
+/// range either way). `None` where Python raises ValueError.
+fn python_int(text: &str) -> Option<i64> {
+    let trimmed = text.trim();
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
     }
+    let mut value: i64 = 0;
+    for digit in digits.bytes().filter(u8::is_ascii_digit) {
+        value = value
+            .saturating_mul(10)
+            .saturating_add(i64::from(digit - b'0'));
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// Python's `repr()` of a string, for the texts of its exceptions.
+fn python_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// microversion-parse's `parse_version_string`:
+/// `Version(*(int(value) for value in text.split('.', 1)))`, with the
+/// text of the exception it turns into a TypeError.
+fn parse_version_string(text: &str) -> Result<(i64, i64), String> {
+    let mut parts = text.splitn(2, '.');
+    let major_text = parts.next().unwrap_or_default();
+    let invalid = |part: &str| {
+        format!(
+            "invalid literal for int() with base 10: {}",
+            python_repr(part)
+        )
+    };
+    let major = python_int(major_text).ok_or_else(|| invalid(major_text))?;
+    let Some(minor_text) = parts.next() else {
+        return Err("Version.__new__() missing 1 required positional argument: 'minor'".to_owned());
+    };
+    let minor = python_int(minor_text).ok_or_else(|| invalid(minor_text))?;
+    Ok((major, minor))
 }
 
 impl fmt::Display for Microversion {
@@ -96,38 +165,46 @@ pub enum NegotiationError {
     Unacceptable(ApiError),
 }
 
-/// Reads the requested version from the headers: no header (or none for
-/// this service) is 1.0; `latest` is the maximum; anything outside
-/// `MIN..=MAX` is a 406.
+/// Reads the requested version from the headers as microversion-parse
+/// does: the values of every `OpenStack-API-Version` header, joined by
+/// commas, split on commas; the last item of two words whose first is
+/// this service (any case) names the version, stripped. None is 1.0;
+/// `latest` is the maximum; a version that is not two integers is a 400
+/// and one outside `MIN..=MAX` a 406, with microversion-parse's texts.
 pub fn negotiate(headers: &HeaderMap) -> Result<Microversion, NegotiationError> {
-    let mut requested = None;
-    for value in headers.get_all(HEADER) {
-        let Ok(text) = value.to_str() else { continue };
-        for item in text.split(',') {
-            let mut words = item.split_whitespace();
-            if words
-                .next()
-                .is_some_and(|service| service.eq_ignore_ascii_case(SERVICE_TYPE))
-            {
-                requested = Some(words.collect::<Vec<_>>().join(" "));
-            }
-        }
-    }
+    let folded: Vec<String> = headers
+        .get_all(HEADER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    let folded = folded.join(",");
+    let requested = folded.split(',').rev().find_map(|item| {
+        let item = item.trim();
+        let (service, version) = item.split_once(char::is_whitespace)?;
+        let version = version.trim();
+        (!version.is_empty() && service.to_lowercase() == SERVICE_TYPE).then(|| version.to_owned())
+    });
     let Some(requested) = requested else {
         return Ok(MIN);
     };
-    let version = Microversion::parse(&requested).ok_or_else(|| {
+    if requested == "latest" {
+        return Ok(MAX);
+    }
+    let (major, minor) = parse_version_string(&requested).map_err(|reason| {
         NegotiationError::Malformed(ApiError::bad_request(format!(
-            "invalid version string: {requested}"
+            "Invalid microversion: invalid version string: {requested}; {reason}"
         )))
     })?;
-    if version < MIN || version > MAX {
-        return Err(NegotiationError::Unacceptable(ApiError::new(
+    let version = u32::try_from(major)
+        .ok()
+        .zip(u32::try_from(minor).ok())
+        .map(|(major, minor)| v(major, minor))
+        .filter(|version| (MIN..=MAX).contains(version));
+    version.ok_or_else(|| {
+        NegotiationError::Unacceptable(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
-            format!("Unacceptable version header: {requested}"),
-        )));
-    }
-    Ok(version)
+            format!("Invalid microversion: Unacceptable version header: {requested}"),
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod handlers;
 pub mod microversion;
 pub mod negotiation;
 pub mod operations;
+pub mod pyjson;
 pub mod query;
 pub mod routes;
 

@@ -21,9 +21,14 @@ use crate::errors::ApiError;
 pub type HandlerFuture = LocalBoxFuture<'static, Result<HttpResponse, ApiError>>;
 pub type Handler = fn(Request) -> HandlerFuture;
 
-/// webob's detail text for a 405.
-pub const METHOD_NOT_ALLOWED_DETAIL: &str =
-    "The method specified is not allowed for this resource.";
+/// The detail of the 405 an operation's version gate gives
+/// (`DELETE .../inventories` before 1.5): none, as upstream's
+/// `version_handler` raises a bare `HTTPMethodNotAllowed`.
+pub const METHOD_NOT_ALLOWED_DETAIL: &str = "";
+
+/// The detail of the 405 for a method a path does not have (upstream's
+/// `handle_405`), which also carries `Allow`.
+pub const WRONG_METHOD_DETAIL: &str = "The method specified is not allowed for this resource.";
 
 /// What the dispatcher checks before the handler runs.
 #[derive(Clone, Copy)]
@@ -205,8 +210,11 @@ pub fn table() -> Vec<Route> {
         route(
             "/resource_providers/{uuid}/aggregates",
             vec![
-                op!(GET, mv::AGGREGATES, AcceptJson, aggregates::get_aggregates),
-                op!(PUT, mv::AGGREGATES, JsonBody, aggregates::set_aggregates),
+                // Upstream's aggregates handlers check Accept or
+                // Content-Type before their version (1.1): the handlers
+                // answer the 404 below 1.1 themselves.
+                op!(GET, v1_0, AcceptJson, aggregates::get_aggregates),
+                op!(PUT, v1_0, JsonBody, aggregates::set_aggregates),
             ],
         ),
         route(
@@ -304,6 +312,9 @@ fn matches(route: &Route, segments: &[&str]) -> Option<HashMap<&'static str, Str
         match expected {
             Segment::Literal(literal) if literal == actual => {}
             Segment::Literal(_) => return None,
+            // As the Routes mapper's `{name}` (`[^/]+`): an empty segment
+            // (`/traits/`) matches no route.
+            Segment::Param(_) if actual.is_empty() => return None,
             Segment::Param(name) => {
                 let decoded = percent_decode(actual)?;
                 params.insert(*name, decoded);
@@ -367,8 +378,7 @@ pub fn resolve<'a>(
                 .map(|op| op.method.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut error =
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_DETAIL);
+            let mut error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, WRONG_METHOD_DETAIL);
             error.headers.push(("allow", allow));
             return Err(error);
         }

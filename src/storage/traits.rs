@@ -94,13 +94,14 @@ pub fn list_for_provider(
         .load(connection)
 }
 
-/// Replaces the traits of a provider with `trait_ids`.
+/// Replaces the traits of a provider with `trait_ids`; returns how many
+/// links it removed.
 pub fn replace_for_provider(
     connection: &mut Connection,
     provider_id: i32,
     trait_ids: &[i32],
-) -> QueryResult<()> {
-    diesel::delete(
+) -> QueryResult<usize> {
+    let removed = diesel::delete(
         resource_provider_traits::table
             .filter(resource_provider_traits::resource_provider_id.eq(provider_id)),
     )
@@ -119,7 +120,7 @@ pub fn replace_for_provider(
             .values(&rows)
             .execute(connection)?;
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// What one `replace_for_provider_uuid` statement found and did.
@@ -151,7 +152,8 @@ struct ProviderTraitsRow {
 
 /// Makes the traits named `names` (distinct) the traits of the provider
 /// `uuid`, if it is at generation `expected` and every name exists, and
-/// bumps its generation: one statement, atomic without a transaction
+/// bumps its generation when that changes its set of traits (upstream's
+/// `_set_traits` leaves provider and generation alone otherwise): one statement, atomic without a transaction
 /// around it, so the write costs one round trip. `None` when there is no
 /// such provider. When a condition fails nothing is written and the
 /// answer says which: `written` is `None`, and `generation` and `traits`
@@ -164,7 +166,8 @@ struct ProviderTraitsRow {
 /// ```sql
 /// WITH provider AS (SELECT id, generation FROM resource_providers WHERE uuid = $1),
 ///      wanted AS (SELECT * FROM traits WHERE name = ANY($3)),
-///      bumped AS (UPDATE resource_providers ... WHERE generation = $2
+///      changed AS (SELECT links of provider not wanted OR wanted not linked),
+///      bumped AS (UPDATE resource_providers ... generation + (changed ? 1 : 0) WHERE generation = $2
 ///                 AND (SELECT count(*) FROM wanted) = cardinality($3) RETURNING ...),
 ///      gone AS (DELETE FROM resource_provider_traits ... links of bumped not wanted),
 ///      added AS (INSERT INTO resource_provider_traits ... wanted x bumped ON CONFLICT DO NOTHING)
@@ -181,9 +184,21 @@ pub fn replace_for_provider_uuid(
              SELECT id, generation FROM resource_providers WHERE uuid = $1 \
          ), wanted AS ( \
              SELECT id, name, created_at, updated_at FROM traits WHERE name = ANY($3) \
+         ), changed AS ( \
+             SELECT EXISTS ( \
+                 SELECT 1 FROM resource_provider_traits link, provider \
+                 WHERE link.resource_provider_id = provider.id \
+                   AND link.trait_id NOT IN (SELECT id FROM wanted) \
+             ) OR EXISTS ( \
+                 SELECT 1 FROM wanted, provider WHERE NOT EXISTS ( \
+                     SELECT 1 FROM resource_provider_traits link \
+                     WHERE link.resource_provider_id = provider.id AND link.trait_id = wanted.id) \
+             ) AS yes \
          ), bumped AS ( \
-             UPDATE resource_providers rp SET generation = rp.generation + 1, updated_at = now() \
-             FROM provider \
+             UPDATE resource_providers rp SET \
+                 generation = rp.generation + CASE WHEN changed.yes THEN 1 ELSE 0 END, \
+                 updated_at = CASE WHEN changed.yes THEN now() ELSE rp.updated_at END \
+             FROM provider, changed \
              WHERE rp.id = provider.id AND rp.generation = $2 \
                AND (SELECT count(*) FROM wanted) = cardinality($3::text[]) \
              RETURNING rp.id, rp.generation \

@@ -265,3 +265,49 @@ fn a_refused_claim_changes_nothing() {
         generation_before
     );
 }
+
+/// Upstream checks the allocations of a write one by one in request order,
+/// each with the amounts of its (provider, class) so far, and answers with
+/// the first that fails: here a class the second provider lacks, met
+/// before the second consumer's amount takes the first provider past its
+/// capacity. (Found by tools/differential.)
+#[test]
+fn the_first_failing_allocation_in_request_order_is_the_answer() {
+    let server = TestServer::start();
+    let client = server.client().at("1.37");
+    let small = provider_with_inventory(&client, "small", json!({"DISK_GB": {"total": 1}}));
+    let other = provider_with_inventory(&client, "other", json!({"DISK_GB": {"total": 10}}));
+    let (first, second) = (new_consumer(), new_consumer());
+    let reply = client.post(
+        "/allocations",
+        &json!({
+            first.clone(): {
+                "allocations": {
+                    small.clone(): {"resources": {"DISK_GB": 1}},
+                    other.clone(): {"resources": {"DISK_GB": 1, "VCPU": 1}}
+                },
+                "project_id": "p", "user_id": "u", "consumer_generation": null
+            },
+            second: {
+                "allocations": {small.clone(): {"resources": {"DISK_GB": 1}}},
+                "project_id": "p", "user_id": "u", "consumer_generation": null
+            }
+        }),
+    );
+    assert_eq!(reply.status, 409, "{:?}", reply.body);
+    assert_eq!(
+        reply.error_detail(),
+        format!(
+            "There was a conflict when trying to complete your request.\n\n Unable to allocate \
+             inventory: Inventory for 'VCPU' on resource provider '{other}' invalid.  "
+        )
+    );
+    let swapped = client.put(
+        &format!("/allocations/{first}"),
+        &json!({
+            "allocations": {small.clone(): {"resources": {"DISK_GB": 1}}},
+            "project_id": "p", "user_id": "u", "consumer_generation": null
+        }),
+    );
+    assert_eq!(swapped.status, 204);
+}

@@ -57,6 +57,68 @@ fn a_stale_generation_on_a_provider_write_is_a_409() {
     assert_eq!(traits.body["traits"], json!(["HW_CPU_X86_AVX2"]));
 }
 
+/// Upstream's `_set_traits` returns before `increment_generation` when
+/// the set does not change: the same traits again, or none when there are
+/// none (also through `DELETE .../traits`), leave the generation alone,
+/// though a stale generation is still refused. (Found by
+/// tools/differential.)
+#[test]
+fn setting_the_traits_a_provider_already_has_keeps_its_generation() {
+    let server = TestServer::start();
+    let client = server.client();
+    let uuid = create_provider(&server, "unchanged");
+    let path = format!("/resource_providers/{uuid}/traits");
+    let none_again = client.put(
+        &path,
+        &json!({"traits": [], "resource_provider_generation": 0}),
+    );
+    assert_eq!(none_again.status, 200);
+    assert_eq!(none_again.body["resource_provider_generation"], 0);
+    assert_eq!(client.delete(&path).status, 204);
+    let changed = client.put(
+        &path,
+        &json!({"traits": ["HW_CPU_X86_AVX2", "HW_CPU_X86_SSE2"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(changed.body["resource_provider_generation"], 1);
+    let same_again = client.put(
+        &path,
+        &json!({"traits": ["HW_CPU_X86_SSE2", "HW_CPU_X86_AVX2"], "resource_provider_generation": 1}),
+    );
+    assert_eq!(same_again.status, 200);
+    assert_eq!(same_again.body["resource_provider_generation"], 1);
+    let stale = client.put(
+        &path,
+        &json!({"traits": ["HW_CPU_X86_SSE2", "HW_CPU_X86_AVX2"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(stale.status, 409);
+    let provider = client.get(&format!("/resource_providers/{uuid}"));
+    assert_eq!(provider.body["generation"], 1);
+    assert_eq!(client.delete(&path).status, 204);
+    let provider = client.get(&format!("/resource_providers/{uuid}"));
+    assert_eq!(provider.body["generation"], 2);
+}
+
+/// Upstream names the unknown traits of a write as a set difference: a
+/// name sent twice is named once. (Found by tools/differential.)
+#[test]
+fn an_unknown_trait_sent_twice_is_named_once() {
+    let server = TestServer::start();
+    let client = server.client();
+    let uuid = create_provider(&server, "twice");
+    let reply = client.put(
+        &format!("/resource_providers/{uuid}/traits"),
+        &json!({"traits": ["CUSTOM_NOPE", "CUSTOM_NOPE"], "resource_provider_generation": 0}),
+    );
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply
+            .error_detail()
+            .ends_with("No such trait CUSTOM_NOPE  "),
+        "{}",
+        reply.error_detail()
+    );
+}
+
 #[test]
 fn allocation_writes_give_up_after_the_configured_number_of_attempts() {
     let server = TestServer::start_with(|config| config.allocation_conflict_retry_count = 3);

@@ -275,3 +275,38 @@ fn project_usages_group_by_consumer_type() {
     assert_eq!(plain[&None].resources["DISK_GB"], 40);
     assert_eq!(plain[&None].resources["VCPU"], 7);
 }
+
+/// Upstream's `_send_inventories` takes `last-modified` from the
+/// inventories it sends: with none there is no time and webob sends no
+/// header (`cache-control` stays). (Found by tools/differential.)
+#[test]
+fn an_empty_inventory_answer_has_no_last_modified() {
+    let server = crate::support::TestServer::start();
+    let client = server.client();
+    let uuid = Uuid::new_v4().to_string();
+    let created = client.post(
+        "/resource_providers",
+        &serde_json::json!({"name": "bare", "uuid": uuid}),
+    );
+    assert_eq!(created.status, 200);
+    let path = format!("/resource_providers/{uuid}/inventories");
+    let empty = client.get(&path);
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.header("last-modified"), None);
+    assert_eq!(empty.header("cache-control"), Some("no-cache"));
+    let filled = client.put(
+        &path,
+        &serde_json::json!({"resource_provider_generation": 0,
+                            "inventories": {"VCPU": {"total": 8}}}),
+    );
+    assert_eq!(filled.status, 200);
+    assert!(filled.header("last-modified").is_some());
+    assert!(client.get(&path).header("last-modified").is_some());
+    let emptied = client.put(
+        &path,
+        &serde_json::json!({"resource_provider_generation": 1, "inventories": {}}),
+    );
+    assert_eq!(emptied.status, 200);
+    assert_eq!(emptied.header("last-modified"), None);
+    assert_eq!(emptied.header("cache-control"), Some("no-cache"));
+}

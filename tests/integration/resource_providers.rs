@@ -18,6 +18,38 @@ fn create(client: &crate::support::http::Client, name: &str, uuid: &str, parent:
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
+/// Upstream's update handler answers with the `updated_at` of the
+/// provider as it loaded it before saving: none for a child never changed
+/// before, so no `last-modified` (a root has one from its creation, which
+/// ends with an UPDATE of its root id); the time of its last change
+/// otherwise. (Found by tools/differential.)
+#[test]
+fn updating_a_never_changed_child_has_no_last_modified() {
+    let server = TestServer::start();
+    let client = server.client();
+    create(&client, "a", A, None);
+    create(&client, "b", B, Some(A));
+    let root = client.put(&format!("/resource_providers/{A}"), &json!({"name": "a2"}));
+    assert_eq!(root.status, 200);
+    assert!(root.header("last-modified").is_some());
+    // Saving it unchanged writes nothing, so it stays never changed.
+    for _ in 0..2 {
+        let same = client.put(
+            &format!("/resource_providers/{B}"),
+            &json!({"name": "b", "parent_provider_uuid": A}),
+        );
+        assert_eq!(same.status, 200);
+        assert_eq!(same.header("last-modified"), None);
+    }
+    let first = client.put(&format!("/resource_providers/{B}"), &json!({"name": "b2"}));
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("last-modified"), None);
+    assert_eq!(first.header("cache-control"), Some("no-cache"));
+    let second = client.put(&format!("/resource_providers/{B}"), &json!({"name": "b3"}));
+    assert_eq!(second.status, 200);
+    assert!(second.header("last-modified").is_some());
+}
+
 #[test]
 fn unparenting_moves_the_whole_subtree_to_the_new_root() {
     let server = TestServer::start();

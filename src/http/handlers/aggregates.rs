@@ -25,9 +25,20 @@ fn respond(request: &Request, aggregates: Vec<String>, generation: i32) -> HttpR
     request.json_ok(&body, None)
 }
 
+/// The version gate of the aggregates endpoints, which upstream applies
+/// after the Accept (GET) or Content-Type (PUT) check the dispatcher made.
+fn before_1_1_not_found(request: &Request) -> Result<(), ApiError> {
+    if request.version.at_least(mv::AGGREGATES) {
+        Ok(())
+    } else {
+        Err(ApiError::resource_not_found())
+    }
+}
+
 /// `GET /resource_providers/{uuid}/aggregates` (1.1): the provider's
 /// aggregate uuids, with its generation from 1.19. 200; 404.
 pub async fn get_aggregates(request: Request) -> Result<HttpResponse, ApiError> {
+    before_1_1_not_found(&request)?;
     request.authorize(actions::AGGREGATES_LIST)?;
     let uuid = request.path_param("uuid").to_owned();
     let (provider, aggregates) = request
@@ -45,6 +56,7 @@ pub async fn get_aggregates(request: Request) -> Result<HttpResponse, ApiError> 
 /// 404; 409 `concurrent_update`. Upstream looks the provider up before
 /// reading the body, so on a bad body the provider is checked first.
 pub async fn set_aggregates(request: Request) -> Result<HttpResponse, ApiError> {
+    before_1_1_not_found(&request)?;
     request.authorize(actions::AGGREGATES_UPDATE)?;
     let uuid = request.path_param("uuid").to_owned();
     let AggregatesBody {

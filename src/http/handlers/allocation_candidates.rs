@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use actix_web::HttpResponse;
 
+use crate::config::GenerationStrategy;
 use crate::domain::allocation_candidates::engine;
 use crate::domain::allocation_candidates::request::{
     AggregateFilter, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
@@ -19,7 +20,7 @@ use crate::http::microversion::{self as mv, Microversion};
 use crate::http::query::Query;
 use crate::policy::actions;
 use crate::schemas::allocation_candidates::{
-    CandidatesBody, CandidatesQuery, GroupPolicyQuery, ResponseForm, list_query_schema,
+    CandidatesBody, CandidatesQuery, GroupPolicyQuery, GroupQuery, ResponseForm, list_query_schema,
     parse_candidates_query,
 };
 use crate::schemas::query::{MemberOf, RequiredTraits};
@@ -109,45 +110,92 @@ fn resolve(
     }
     let mut unknown_aggregates = UnknownAggregates::default();
     for group in &query.groups {
-        let mut resources = Vec::with_capacity(group.resources.len());
-        for (name, amount) in &group.resources {
-            let class = world.class_id(name).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "Invalid resource class in resources parameter: No such resource class {name}."
-                ))
-            })?;
-            resources.push((class, *amount));
+        let resolved = resolve_group(world, group, &mut unknown_aggregates);
+        match resolved {
+            Ok(Some(group)) => request.groups.push(group),
+            Ok(None) => return Ok(None),
+            // Upstream looks a group's names up only once every group before
+            // it has found candidates (each group's search context is made
+            // after the previous group's search, which ends the request when
+            // it finds nothing): with an earlier group finding nothing, the
+            // answer is empty and this name is never looked at.
+            Err(error) => {
+                let earlier_found = request
+                    .groups
+                    .iter()
+                    .all(|earlier| group_has_candidates(world, &request, earlier));
+                return if earlier_found { Err(error) } else { Ok(None) };
+            }
         }
-        let member_of = aggregate_filter(world, &group.member_of, &mut unknown_aggregates);
-        if !member_of.all_of.is_empty() && !any_member(world, &member_of) {
-            return Ok(None);
-        }
-        let traits = trait_filter(world, &group.required)?;
-        let in_tree = match group.in_tree {
-            Some(uuid) => match world.provider_by_uuid(&uuid) {
-                Some(provider) => Some(provider.root),
-                None => return Ok(None),
-            },
-            None => None,
-        };
-        let available = |(class, amount): &(ClassId, i64)| {
-            world.providers().any(|provider| {
-                in_tree.is_none_or(|root| provider.root == root)
-                    && provider.can_allocate(*class, *amount)
-            })
-        };
-        if !resources.iter().all(available) {
-            return Ok(None);
-        }
-        request.groups.push(RequestGroup {
-            suffix: (!group.suffix.is_empty()).then(|| group.suffix.clone()),
-            resources,
-            traits,
-            member_of,
-            in_tree,
-        });
     }
     Ok(Some(request))
+}
+
+/// True when `group` on its own, under the request-wide root filter, has
+/// at least one candidate (upstream's `_get_by_one_request` for it).
+fn group_has_candidates(world: &World, request: &CandidateRequest, group: &RequestGroup) -> bool {
+    let alone = CandidateRequest {
+        groups: vec![group.clone()],
+        group_policy: GroupPolicy::None,
+        same_subtree: Vec::new(),
+        root_traits: request.root_traits.clone(),
+        limit: Some(1),
+        nested_aware: request.nested_aware,
+    };
+    let options = EngineOptions {
+        randomize: false,
+        max_candidates: None,
+        strategy: GenerationStrategy::DepthFirst,
+    };
+    !engine::generate(world, &alone, &options)
+        .allocation_requests
+        .is_empty()
+}
+
+/// One group's names resolved to the `World`'s ids, in upstream's order;
+/// `None` when one of its filters rules everything out.
+fn resolve_group(
+    world: &World,
+    group: &GroupQuery,
+    unknown_aggregates: &mut UnknownAggregates,
+) -> Result<Option<RequestGroup>, ApiError> {
+    let mut resources = Vec::with_capacity(group.resources.len());
+    for (name, amount) in &group.resources {
+        let class = world.class_id(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid resource class in resources parameter: No such resource class {name}."
+            ))
+        })?;
+        resources.push((class, *amount));
+    }
+    let member_of = aggregate_filter(world, &group.member_of, unknown_aggregates);
+    if !member_of.all_of.is_empty() && !any_member(world, &member_of) {
+        return Ok(None);
+    }
+    let traits = trait_filter(world, &group.required)?;
+    let in_tree = match group.in_tree {
+        Some(uuid) => match world.provider_by_uuid(&uuid) {
+            Some(provider) => Some(provider.root),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let available = |(class, amount): &(ClassId, i64)| {
+        world.providers().any(|provider| {
+            in_tree.is_none_or(|root| provider.root == root)
+                && provider.can_allocate(*class, *amount)
+        })
+    };
+    if !resources.iter().all(available) {
+        return Ok(None);
+    }
+    Ok(Some(RequestGroup {
+        suffix: (!group.suffix.is_empty()).then(|| group.suffix.clone()),
+        resources,
+        traits,
+        member_of,
+        in_tree,
+    }))
 }
 
 fn no_such_trait(name: &str) -> ApiError {
@@ -378,6 +426,39 @@ mod tests {
         assert_eq!(
             body["allocation_requests"][0]["mappings"],
             json!({"": [ROOT]})
+        );
+    }
+
+    /// Upstream makes a group's search context, which looks its names up,
+    /// only after the groups before it found candidates: when one found
+    /// none, a later unknown name is no 400 but an empty answer. (Found
+    /// by tools/differential.)
+    #[test]
+    fn a_group_finding_nothing_hides_the_names_of_later_groups() {
+        let world = world();
+        let resolve_text = |text: &str| resolve(&world, &query(text, mv::MAX), mv::MAX);
+        // The only VCPU is on the root, which has AVX.
+        assert!(
+            resolve_text(
+                "resources=VCPU:1&required=!HW_CPU_X86_AVX&resources1=VCPU:1&required1=CUSTOM_NOPE"
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            resolve_text(
+                "resources1=VCPU:1&required1=!HW_CPU_X86_AVX&resources2=MCPU:1&group_policy=none"
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert_eq!(
+            resolve_text(
+                "resources=VCPU:1&required=HW_CPU_X86_AVX&resources1=VCPU:1&required1=CUSTOM_NOPE"
+            )
+            .unwrap_err()
+            .detail,
+            "No such trait(s): CUSTOM_NOPE."
         );
     }
 

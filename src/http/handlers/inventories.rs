@@ -93,7 +93,11 @@ pub async fn get_inventories(request: Request) -> Result<HttpResponse, ApiError>
         resource_provider_generation: provider.generation,
         inventories,
     };
-    Ok(request.json_ok(&body, last_modified))
+    // No inventory, no time: upstream's `_send_inventories` sends none.
+    Ok(super::without_last_modified(
+        request.json_ok(&body, last_modified),
+        last_modified,
+    ))
 }
 
 /// `GET /resource_providers/{uuid}/inventories/{resource_class}`. 200;
@@ -192,7 +196,13 @@ pub async fn set_inventories(request: Request) -> Result<HttpResponse, ApiError>
             })
             .collect(),
     };
-    Ok(request.json_ok(&body, None))
+    // Upstream's times come from the rows just written ("now"), and there
+    // is none when the provider is left without inventory.
+    let modified = (!body.inventories.is_empty()).then(chrono::Utc::now);
+    Ok(super::without_last_modified(
+        request.json_ok(&body, modified),
+        modified,
+    ))
 }
 
 /// `PUT /resource_providers/{uuid}/inventories/{resource_class}`: change

@@ -12,3 +12,18 @@ pub mod resource_providers;
 pub mod root;
 pub mod traits;
 pub mod usages;
+
+/// A `json_ok` response without `last-modified`: for the answers where
+/// upstream sets `response.last_modified = None` (no time to give), which
+/// webob leaves out, while `cache-control: no-cache` stays.
+pub fn without_last_modified(
+    mut response: actix_web::HttpResponse,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+) -> actix_web::HttpResponse {
+    if time.is_none() {
+        response
+            .headers_mut()
+            .remove(actix_web::http::header::LAST_MODIFIED);
+    }
+    response
+}

@@ -240,7 +240,7 @@ pub async fn update_resource_provider(request: Request) -> Result<HttpResponse, 
     let version = request.version;
     let uuid = request.path_param("uuid").to_owned();
     let lookup = uuid.clone();
-    request
+    let before = request
         .state
         .db
         .run(move |connection| domain::find(connection, &lookup))
@@ -264,5 +264,18 @@ pub async fn update_resource_provider(request: Request) -> Result<HttpResponse, 
         .db
         .run(move |connection| domain::update(connection, &uuid, &name, parent, allow_reparenting))
         .await?;
-    Ok(request.json_ok(&view(&provider, version), provider.row.updated_at))
+    // Upstream answers with the `updated_at` of the provider it loaded
+    // before saving (the object is not refreshed): a provider never
+    // changed before has no `last-modified`, unless it was created as a
+    // root, whose creation ends with an UPDATE setting its root id.
+    let modified = before.updated_at.or_else(|| {
+        before
+            .parent_provider_id
+            .is_none()
+            .then_some(before.created_at)
+    });
+    Ok(super::without_last_modified(
+        request.json_ok(&view(&provider, version), modified),
+        modified,
+    ))
 }
