@@ -17,3 +17,4 @@ pub mod state;
 pub mod status;
 pub mod storage;
 pub mod telemetry;
+pub mod transfer;

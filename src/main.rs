@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use placement::auth::keystone::Keystone;
 use placement::config::{self, AuthStrategy, Config, ConfigFiles, KeystoneConfig};
 use placement::status::{self, CheckResult};
-use placement::{server, telemetry};
+use placement::{server, telemetry, transfer};
 
 /// An OpenStack Placement API server (microversions 1.0 to 1.39) on
 /// PostgreSQL.
@@ -56,6 +56,37 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Copy an upstream Placement 16.0 database (PostgreSQL or
+    /// MySQL/MariaDB) into this server's empty database, ids, uuids and
+    /// generations kept; with --verify, compare the two instead. Exits 1
+    /// when it refuses (the reason on stderr) or verify finds a difference.
+    Import {
+        /// The upstream database, as oslo.db names it:
+        /// mysql+pymysql://user:password@host/placement,
+        /// postgresql://user@host/placement, ...
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Copy nothing; print every difference between what the API shows
+        /// of the two databases.
+        #[arg(long)]
+        verify: bool,
+        /// Leave out rows that refer to rows that do not exist (reported
+        /// one by one) instead of refusing.
+        #[arg(long)]
+        skip_orphans: bool,
+    },
+    /// Copy this server's data into an empty upstream Placement 16.0
+    /// schema (made by upstream's `placement-manage db sync`), so that
+    /// upstream serves it unchanged; with --verify, compare the two
+    /// instead.
+    Export {
+        /// The upstream database (see `import --from`).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Copy nothing; print every difference.
+        #[arg(long)]
+        verify: bool,
     },
     /// Print the version and the microversions served.
     Version,
@@ -117,6 +148,12 @@ fn main() -> ExitCode {
             print!("{}", config::sample::sample());
             ExitCode::SUCCESS
         }
+        Command::Import {
+            from,
+            verify,
+            skip_orphans,
+        } => transfer(&files, Direction::Import { skip_orphans }, &from, verify),
+        Command::Export { to, verify } => transfer(&files, Direction::Export, &to, verify),
         Command::Serve => run(&files, serve),
         Command::Migrate => run(&files, migrate),
         Command::Status {
@@ -177,6 +214,82 @@ fn serve(config: Config) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+enum Direction {
+    Import { skip_orphans: bool },
+    Export,
+}
+
+/// `import` and `export`: progress on stderr, the summary (or the
+/// differences) on stdout.
+fn transfer(
+    files: &ConfigFiles,
+    direction: Direction,
+    upstream_url: &str,
+    verify: bool,
+) -> ExitCode {
+    let config = match load(files) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    // This server's schema first: import writes into it, export reads it.
+    if let Err(message) = migrate(config.clone()) {
+        eprintln!("placement: {message}");
+        return ExitCode::FAILURE;
+    }
+    let ours = &config.database_url;
+    let progress = |line: &str| eprintln!("{line}");
+    let rules = transfer::dataset::Rules {
+        skip_orphans: matches!(direction, Direction::Import { skip_orphans: true }),
+        incomplete_project: config.incomplete_consumer_project_id.clone(),
+        incomplete_user: config.incomplete_consumer_user_id.clone(),
+    };
+    let outcome = match (&direction, verify) {
+        (Direction::Import { .. }, false) => {
+            transfer::import(upstream_url, ours, &rules, &progress)
+                .map(|summary| (summary.lines("imported"), true))
+        }
+        (Direction::Export, false) => transfer::export(ours, upstream_url, &progress)
+            .map(|summary| (summary.lines("exported"), true)),
+        (Direction::Import { .. }, true) => {
+            transfer::verify_import(upstream_url, ours, &rules, &progress).map(differences)
+        }
+        (Direction::Export, true) => {
+            transfer::verify_export(ours, upstream_url, &progress).map(differences)
+        }
+    };
+    match outcome {
+        Ok((lines, success)) => {
+            for line in lines {
+                println!("{line}");
+            }
+            if success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("placement: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What verify prints, and whether it found the databases equal.
+fn differences(found: Vec<String>) -> (Vec<String>, bool) {
+    if found.is_empty() {
+        (vec!["no differences".to_owned()], true)
+    } else {
+        let count = found.len();
+        let mut lines: Vec<String> = found
+            .into_iter()
+            .map(|line| format!("difference: {line}"))
+            .collect();
+        lines.push(format!("{count} differences"));
+        (lines, false)
+    }
 }
 
 /// upstream's `placement-status upgrade check`, plus this server's checks
