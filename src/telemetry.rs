@@ -81,114 +81,153 @@ fn must<T>(result: prometheus::Result<T>) -> T {
     }
 }
 
+/// `collector`, registered in `registry` (which keeps a clone).
+fn registered<C>(registry: &Registry, collector: prometheus::Result<C>) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let collector = must(collector);
+    must(registry.register(Box::new(collector.clone())));
+    collector
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let register = |collector: Box<dyn prometheus::core::Collector>| {
-            must(registry.register(collector));
-        };
-        let http_requests = must(IntCounterVec::new(
-            Opts::new("placement_http_requests_total", "HTTP requests answered."),
-            &["method", "route", "status"],
-        ));
-        register(Box::new(http_requests.clone()));
-        let http_duration = must(HistogramVec::new(
-            HistogramOpts::new(
-                "placement_http_request_duration_seconds",
-                "Time from a request's arrival to its answer.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["method", "route"],
-        ));
-        register(Box::new(http_duration.clone()));
-        let http_in_flight = must(IntGauge::new(
-            "placement_http_requests_in_flight",
-            "Requests being handled now.",
-        ));
-        register(Box::new(http_in_flight.clone()));
-        let pool_connections = must(IntGaugeVec::new(
-            Opts::new(
-                "placement_db_pool_connections",
-                "Database connections of this process's pool, by state.",
+        let http_requests = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new("placement_http_requests_total", "HTTP requests answered."),
+                &["method", "route", "status"],
             ),
-            &["state"],
-        ));
-        register(Box::new(pool_connections.clone()));
-        let pool_max = must(IntGauge::new(
-            "placement_db_pool_max_connections",
-            "The pool's size ([placement_database] max_pool_size).",
-        ));
-        register(Box::new(pool_max.clone()));
-        let pool_waits = must(IntGauge::new(
-            "placement_db_pool_waits_total",
-            "Times a request waited for a pooled connection.",
-        ));
-        register(Box::new(pool_waits.clone()));
-        let pool_wait_seconds = must(prometheus::Gauge::new(
-            "placement_db_pool_wait_seconds_total",
-            "Time requests spent waiting for a pooled connection.",
-        ));
-        register(Box::new(pool_wait_seconds.clone()));
-        let pool_timeouts = must(IntGauge::new(
-            "placement_db_pool_timeouts_total",
-            "Requests answered 503 because no connection came within pool_timeout.",
-        ));
-        register(Box::new(pool_timeouts.clone()));
-        let view_refresh = must(Histogram::with_opts(
-            HistogramOpts::new(
-                "placement_view_refresh_duration_seconds",
-                "Time to bring the in-memory candidates view up to date with the change log.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        ));
-        register(Box::new(view_refresh.clone()));
-        let view_age = must(prometheus::Gauge::new(
-            "placement_view_age_seconds",
-            "Seconds since the in-memory view was last brought up to date (its lag at most).",
-        ));
-        register(Box::new(view_age.clone()));
-        let claims = must(IntCounterVec::new(
-            Opts::new(
-                "placement_claims_total",
-                "Allocation writes (PUT /allocations/{consumer}, POST /allocations) by outcome.",
+        );
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "placement_http_request_duration_seconds",
+                    "Time from a request's arrival to its answer.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["method", "route"],
             ),
-            &["outcome"],
-        ));
-        register(Box::new(claims.clone()));
-        let conflict_retries = must(IntCounter::new(
-            "placement_allocation_conflict_retries_total",
-            "Allocation write attempts repeated after losing a provider generation race.",
-        ));
-        register(Box::new(conflict_retries.clone()));
-        let keystone_validations = must(IntCounterVec::new(
-            Opts::new(
-                "placement_keystone_token_validations_total",
-                "Token validations asked of Keystone, by result.",
+        );
+        let http_in_flight = registered(
+            &registry,
+            IntGauge::new(
+                "placement_http_requests_in_flight",
+                "Requests being handled now.",
             ),
-            &["result"],
-        ));
-        register(Box::new(keystone_validations.clone()));
-        let keystone_duration = must(Histogram::with_opts(
-            HistogramOpts::new(
-                "placement_keystone_token_validation_duration_seconds",
-                "Time Keystone took to validate a token.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        ));
-        register(Box::new(keystone_duration.clone()));
-        let token_cache = must(IntCounterVec::new(
-            Opts::new(
-                "placement_keystone_token_cache_total",
-                "Token look-ups in the validated-token cache, by result (hit, miss).",
+        );
+        let pool_connections = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "placement_db_pool_connections",
+                    "Database connections of this process's pool, by state.",
+                ),
+                &["state"],
             ),
-            &["result"],
-        ));
-        register(Box::new(token_cache.clone()));
-        let build_info = must(IntGaugeVec::new(
-            Opts::new("placement_build_info", "This server's version."),
-            &["version", "max_microversion"],
-        ));
-        register(Box::new(build_info.clone()));
+        );
+        let pool_max = registered(
+            &registry,
+            IntGauge::new(
+                "placement_db_pool_max_connections",
+                "The pool's size ([placement_database] max_pool_size).",
+            ),
+        );
+        let pool_waits = registered(
+            &registry,
+            IntGauge::new(
+                "placement_db_pool_waits_total",
+                "Times a request waited for a pooled connection.",
+            ),
+        );
+        let pool_wait_seconds = registered(
+            &registry,
+            prometheus::Gauge::new(
+                "placement_db_pool_wait_seconds_total",
+                "Time requests spent waiting for a pooled connection.",
+            ),
+        );
+        let pool_timeouts = registered(
+            &registry,
+            IntGauge::new(
+                "placement_db_pool_timeouts_total",
+                "Requests answered 503 because no connection came within pool_timeout.",
+            ),
+        );
+        let view_refresh = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "placement_view_refresh_duration_seconds",
+                    "Time to bring the in-memory candidates view up to date with the change log.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            ),
+        );
+        let view_age = registered(
+            &registry,
+            prometheus::Gauge::new(
+                "placement_view_age_seconds",
+                "Seconds since the in-memory view was last brought up to date (its lag at most).",
+            ),
+        );
+        let claims = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "placement_claims_total",
+                    "Allocation writes (PUT /allocations/{consumer}, POST /allocations) by outcome.",
+                ),
+                &["outcome"],
+            ),
+        );
+        let conflict_retries = registered(
+            &registry,
+            IntCounter::new(
+                "placement_allocation_conflict_retries_total",
+                "Allocation write attempts repeated after losing a provider generation race.",
+            ),
+        );
+        let keystone_validations = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "placement_keystone_token_validations_total",
+                    "Token validations asked of Keystone, by result.",
+                ),
+                &["result"],
+            ),
+        );
+        let keystone_duration = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "placement_keystone_token_validation_duration_seconds",
+                    "Time Keystone took to validate a token.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            ),
+        );
+        let token_cache = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "placement_keystone_token_cache_total",
+                    "Token look-ups in the validated-token cache, by result (hit, miss).",
+                ),
+                &["result"],
+            ),
+        );
+        let build_info = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("placement_build_info", "This server's version."),
+                &["version", "max_microversion"],
+            ),
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), &microversion::MAX.to_string()])
             .set(1);

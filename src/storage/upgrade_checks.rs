@@ -92,16 +92,11 @@ pub fn missing_standard_resource_classes(
     connection: &mut Connection,
 ) -> Result<Vec<&'static str>, StorageError> {
     let standard = standard_resource_classes();
-    let present: HashSet<String> = resource_classes::table
+    let present = resource_classes::table
         .filter(resource_classes::name.eq_any(&standard))
         .select(resource_classes::name)
-        .load::<String>(connection)?
-        .into_iter()
-        .collect();
-    Ok(standard
-        .into_iter()
-        .filter(|name| !present.contains(*name))
-        .collect())
+        .load::<String>(connection)?;
+    Ok(not_in(standard, present))
 }
 
 /// The standard traits (`data/`) that have no row, in list order.
@@ -113,14 +108,18 @@ pub fn missing_standard_traits(
     connection: &mut Connection,
 ) -> Result<Vec<&'static str>, StorageError> {
     let standard = standard_traits();
-    let present: HashSet<String> = traits::table
+    let present = traits::table
         .filter(traits::name.eq_any(&standard))
         .select(traits::name)
-        .load::<String>(connection)?
-        .into_iter()
-        .collect();
-    Ok(standard
+        .load::<String>(connection)?;
+    Ok(not_in(standard, present))
+}
+
+/// The names of `standard` that `present` lacks, in `standard`'s order.
+fn not_in(standard: Vec<&'static str>, present: Vec<String>) -> Vec<&'static str> {
+    let present: HashSet<String> = present.into_iter().collect();
+    standard
         .into_iter()
         .filter(|name| !present.contains(*name))
-        .collect())
+        .collect()
 }
