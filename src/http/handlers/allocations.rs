@@ -220,25 +220,7 @@ pub async fn set_allocations_for_consumer(request: Request) -> Result<HttpRespon
     let body = request.json_body(put_schema(request.version))?;
     let allow_empty = request.version.at_least(mv::CONSUMER_GENERATIONS);
     let write = consumer_write(&request, consumer_uuid, &body, allow_empty)?;
-    let attempts = request.state.config.allocation_conflict_retry_count;
-    let state = request.state.clone();
-    let written = request
-        .state
-        .db
-        .run(move |connection| {
-            domain::replace_all(
-                connection,
-                &[write],
-                Origin::Consumer(consumer_uuid),
-                attempts,
-                &state.world,
-                &|| state.metrics.conflict_retries(1),
-            )
-        })
-        .await;
-    count_claim(&request, &written);
-    written?;
-    Ok(HttpResponse::NoContent().finish())
+    write_allocations(&request, vec![write], Origin::Consumer(consumer_uuid)).await
 }
 
 /// `POST /allocations` (1.13): replace the allocations of several
@@ -254,23 +236,28 @@ pub async fn set_allocations(request: Request) -> Result<HttpResponse, ApiError>
             .map_err(|_| ApiError::bad_request(format!("Malformed consumer_uuid: {raw_uuid}")))?;
         writes.push(consumer_write(&request, consumer_uuid, data, true)?);
     }
+    write_allocations(&request, writes, Origin::Batch).await
+}
+
+/// The write both endpoints end with: `domain::replace_all` with the
+/// configured retries, counted in the claim metrics; 204.
+async fn write_allocations(
+    request: &Request,
+    writes: Vec<ConsumerAllocations>,
+    origin: Origin,
+) -> Result<HttpResponse, ApiError> {
     let attempts = request.state.config.allocation_conflict_retry_count;
     let state = request.state.clone();
     let written = request
         .state
         .db
         .run(move |connection| {
-            domain::replace_all(
-                connection,
-                &writes,
-                Origin::Batch,
-                attempts,
-                &state.world,
-                &|| state.metrics.conflict_retries(1),
-            )
+            domain::replace_all(connection, &writes, origin, attempts, &state.world, &|| {
+                state.metrics.conflict_retries(1)
+            })
         })
         .await;
-    count_claim(&request, &written);
+    count_claim(request, &written);
     written?;
     Ok(HttpResponse::NoContent().finish())
 }
