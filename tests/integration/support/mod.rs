@@ -16,6 +16,7 @@ pub mod clusters;
 pub mod http;
 pub mod keystone;
 pub mod process;
+pub mod upstream;
 
 /// Admin connection used to create and drop test databases.
 pub fn admin_url() -> String {
