@@ -160,6 +160,30 @@ pub fn newest(
     Some(current.map_or(candidate, |current| current.max(candidate)))
 }
 
+/// webob completes a relative `Location` against the request's URL
+/// (`http://` + the Host header, or the address the server listens on),
+/// so upstream's clients always see an absolute one.
+fn absolute_location(request: &HttpRequest, headers: &mut HeaderMap) {
+    let Some(path) = headers
+        .get(header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|location| location.starts_with('/'))
+    else {
+        return;
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map_or_else(
+            || request.app_config().local_addr().to_string(),
+            str::to_owned,
+        );
+    if let Ok(value) = HeaderValue::from_str(&format!("http://{host}{path}")) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
 fn new_request_id() -> String {
     format!("req-{}", uuid::Uuid::new_v4())
 }
@@ -247,6 +271,7 @@ pub async fn dispatch(
         headers.insert(header::HeaderName::from_static(microversion::HEADER), value);
     }
     headers.insert(header::VARY, HeaderValue::from_static(microversion::HEADER));
+    absolute_location(&request, headers);
     // keystonemiddleware puts its header on every 401, whoever wrote it.
     if let Authenticator::Keystone(keystone) = &state.auth
         && response.status() == StatusCode::UNAUTHORIZED

@@ -503,3 +503,45 @@ fn aggregates_check_media_types_before_their_version() {
     assert_eq!(old.get(&path).status, 404);
     assert_eq!(client.at("1.1").get(&path).status, 200);
 }
+
+/// webob completes a relative `Location` against the request's URL, so
+/// upstream's is always absolute: `http://` + the Host header + the path.
+#[test]
+fn location_headers_are_absolute_as_webob_makes_them() {
+    let server = TestServer::start();
+    let uuid = "5a9e3b1c-0000-4000-8000-000000000001";
+    let created = server.client().at("1.0").post(
+        "/resource_providers",
+        &json!({"name": "located", "uuid": uuid}),
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        created.header("location"),
+        Some(format!("{}/resource_providers/{uuid}", server.base_url).as_str())
+    );
+    let class =
+        server
+            .client()
+            .at("1.7")
+            .send_raw("PUT", "/resource_classes/CUSTOM_LOCATED", "", "");
+    assert_eq!(class.status, 201);
+    assert_eq!(
+        class.header("location"),
+        Some(format!("{}/resource_classes/CUSTOM_LOCATED", server.base_url).as_str())
+    );
+    let inventory = server.client().post(
+        &format!("/resource_providers/{uuid}/inventories"),
+        &json!({"resource_provider_generation": 0, "resource_class": "VCPU", "total": 4}),
+    );
+    assert_eq!(inventory.status, 201);
+    assert_eq!(
+        inventory.header("location"),
+        Some(
+            format!(
+                "{}/resource_providers/{uuid}/inventories/VCPU",
+                server.base_url
+            )
+            .as_str()
+        )
+    );
+}

@@ -106,6 +106,9 @@ def canon(obj):
     return json.dumps(obj, sort_keys=True)
 
 
+LOCAL_ORIGIN_RE = re.compile(r'^http://127\.0\.0\.1:\d+/')
+
+
 def canon_allocation_request(ar):
     ar = json.loads(json.dumps(ar))
     if isinstance(ar, dict):
@@ -248,6 +251,9 @@ def compare(req, up, rs, rs2up):
     loc_r = rs.header('location')
     if loc_r and rs2up:
         loc_r = UUID_RE.sub(lambda m: rs2up.get(m.group(0), m.group(0)), loc_r)
+    # Both are absolute, each naming its own server (the Host header sent).
+    loc_u, loc_r = (LOCAL_ORIGIN_RE.sub('http://HOST/', loc) if loc else loc
+                    for loc in (loc_u, loc_r))
     if loc_u != loc_r:
         out.append(Divergence('header', loc_u, loc_r, 'location'))
     allow_u = sorted(x.strip() for x in (up.header('allow') or '').split(',') if x.strip())

@@ -34,17 +34,9 @@ fn provider_not_found_twice(error: DomainError) -> DomainError {
     }
 }
 
-/// The absolute URL of one inventory, as webob makes the Location header.
-fn inventory_url(request: &Request, provider_uuid: &str, class: &str) -> String {
-    let path = format!("/resource_providers/{provider_uuid}/inventories/{class}");
-    match request
-        .headers()
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-    {
-        Some(host) => format!("http://{host}{path}"),
-        None => path,
-    }
+/// The path of one inventory (the dispatcher makes `Location` absolute).
+fn inventory_url(provider_uuid: &str, class: &str) -> String {
+    format!("/resource_providers/{provider_uuid}/inventories/{class}")
 }
 
 /// Parses and validates the body into `T`. Upstream looks the provider up
@@ -143,11 +135,7 @@ pub async fn create_inventory(request: Request) -> Result<HttpResponse, ApiError
         .db
         .run(move |connection| domain::create(connection, &uuid, &written, rule))
         .await?;
-    let location = inventory_url(
-        &request,
-        &provider.uuid.to_string(),
-        &inventory.resource_class,
-    );
+    let location = inventory_url(&provider.uuid.to_string(), &inventory.resource_class);
     let mut response = request.json_with_status(
         StatusCode::CREATED,
         &InventoryView::new(&inventory.limits, Some(provider.generation)),
