@@ -152,8 +152,8 @@ fn main() -> ExitCode {
             from,
             verify,
             skip_orphans,
-        } => transfer(&files, Direction::Import { skip_orphans }, &from, verify),
-        Command::Export { to, verify } => transfer(&files, Direction::Export, &to, verify),
+        } => copy_or_compare(&files, Direction::Import { skip_orphans }, &from, verify),
+        Command::Export { to, verify } => copy_or_compare(&files, Direction::Export, &to, verify),
         Command::Serve => run(&files, serve),
         Command::Migrate => run(&files, migrate),
         Command::Status {
@@ -223,7 +223,7 @@ enum Direction {
 
 /// `import` and `export`: progress on stderr, the summary (or the
 /// differences) on stdout.
-fn transfer(
+fn copy_or_compare(
     files: &ConfigFiles,
     direction: Direction,
     upstream_url: &str,
@@ -247,8 +247,12 @@ fn transfer(
     };
     let outcome = match (&direction, verify) {
         (Direction::Import { .. }, false) => {
-            transfer::import(upstream_url, ours, &rules, &progress)
-                .map(|summary| (summary.lines("imported"), true))
+            transfer::import(upstream_url, ours, &rules, &progress).and_then(|summary| {
+                // The standard classes and traits an older source lacked,
+                // as every start-up adds them.
+                migrate(config.clone()).map_err(transfer::TransferError::Database)?;
+                Ok((summary.lines("imported"), true))
+            })
         }
         (Direction::Export, false) => transfer::export(ours, upstream_url, &progress)
             .map(|summary| (summary.lines("exported"), true)),

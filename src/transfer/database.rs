@@ -15,10 +15,9 @@ use postgres::types::Type;
 use uuid::Uuid;
 
 use super::TransferError;
-use crate::storage::standard_data;
-
 use super::dataset::{
-    Aggregate, Allocation, Consumer, Dataset, Inventory, Link, Named, Provider, Time,
+    Aggregate, Allocation, Consumer, Dataset, Inventory, Link, MIN_CUSTOM_RESOURCE_CLASS_ID, Named,
+    Provider, Time,
 };
 
 /// Upstream 16.0's alembic head.
@@ -49,8 +48,8 @@ pub struct Database {
     schema: Schema,
 }
 
-/// The tables an export fills and `is_empty` looks at, with the rows that
-/// upstream's own start-up adds (standard classes and traits) left out.
+/// The tables `data_in` counts: every table but the two whose standard
+/// rows a server's start-up adds (classes and traits, counted apart).
 const DATA_TABLES: [&str; 10] = [
     "resource_providers",
     "inventories",
@@ -63,6 +62,125 @@ const DATA_TABLES: [&str; 10] = [
     "resource_provider_traits",
     "resource_provider_aggregates",
 ];
+
+/// A table as both directions read and write it: its name, the columns
+/// copied (in this order), the order its rows are read in, and whether its
+/// `id` comes from a sequence.
+struct Shape {
+    name: &'static str,
+    columns: &'static [&'static str],
+    order_by: &'static str,
+    id_sequence: bool,
+}
+
+impl Shape {
+    fn select(&self) -> String {
+        format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            self.columns.join(", "),
+            self.name,
+            self.order_by
+        )
+    }
+}
+
+const NAMED: &[&str] = &["id", "name", "created_at", "updated_at"];
+const EXTERNAL: &[&str] = &["id", "external_id", "created_at", "updated_at"];
+
+const fn by_id(name: &'static str, columns: &'static [&'static str]) -> Shape {
+    Shape {
+        name,
+        columns,
+        order_by: "id",
+        id_sequence: true,
+    }
+}
+
+const RESOURCE_CLASSES: Shape = by_id("resource_classes", NAMED);
+const TRAITS: Shape = by_id("traits", NAMED);
+const RESOURCE_PROVIDERS: Shape = by_id(
+    "resource_providers",
+    &[
+        "id",
+        "uuid",
+        "name",
+        "generation",
+        "root_provider_id",
+        "parent_provider_id",
+        "created_at",
+        "updated_at",
+    ],
+);
+const INVENTORIES: Shape = by_id(
+    "inventories",
+    &[
+        "id",
+        "resource_provider_id",
+        "resource_class_id",
+        "total",
+        "reserved",
+        "min_unit",
+        "max_unit",
+        "step_size",
+        "allocation_ratio",
+        "created_at",
+        "updated_at",
+    ],
+);
+const PLACEMENT_AGGREGATES: Shape = by_id(
+    "placement_aggregates",
+    &["id", "uuid", "created_at", "updated_at"],
+);
+const RESOURCE_PROVIDER_TRAITS: Shape = Shape {
+    name: "resource_provider_traits",
+    columns: &[
+        "resource_provider_id",
+        "trait_id",
+        "created_at",
+        "updated_at",
+    ],
+    order_by: "resource_provider_id, trait_id",
+    id_sequence: false,
+};
+const RESOURCE_PROVIDER_AGGREGATES: Shape = Shape {
+    name: "resource_provider_aggregates",
+    columns: &[
+        "resource_provider_id",
+        "aggregate_id",
+        "created_at",
+        "updated_at",
+    ],
+    order_by: "resource_provider_id, aggregate_id",
+    id_sequence: false,
+};
+const PROJECTS: Shape = by_id("projects", EXTERNAL);
+const USERS: Shape = by_id("users", EXTERNAL);
+const CONSUMER_TYPES: Shape = by_id("consumer_types", NAMED);
+const CONSUMERS: Shape = by_id(
+    "consumers",
+    &[
+        "id",
+        "uuid",
+        "project_id",
+        "user_id",
+        "generation",
+        "consumer_type_id",
+        "created_at",
+        "updated_at",
+    ],
+);
+const ALLOCATIONS: Shape = by_id(
+    "allocations",
+    &[
+        "id",
+        "resource_provider_id",
+        "consumer_id",
+        "resource_class_id",
+        "used",
+        "created_at",
+        "updated_at",
+    ],
+);
 
 fn database_error(error: impl std::fmt::Display) -> TransferError {
     TransferError::Database(error.to_string())
@@ -100,6 +218,9 @@ impl Database {
                     schema,
                 })
             }
+            "mysql" if schema == Schema::Ours => Err(TransferError::Refused(
+                "this server's database is PostgreSQL".to_owned(),
+            )),
             "mysql" => {
                 // oslo.db URLs carry driver options (`charset=utf8`,
                 // `plugin=…`) that are not this client's; the character set
@@ -112,11 +233,6 @@ impl Database {
                 connection
                     .query_drop("SET NAMES utf8mb4")
                     .map_err(database_error)?;
-                if schema == Schema::Ours {
-                    return Err(TransferError::Refused(
-                        "this server's database is PostgreSQL".to_owned(),
-                    ));
-                }
                 Ok(Database {
                     backend: Backend::MySql(connection),
                     schema,
@@ -131,14 +247,17 @@ impl Database {
     /// Refuses a database whose alembic revision is not one whose tables
     /// this reads and writes.
     pub fn check_revision(&mut self) -> Result<(), TransferError> {
-        let revision = self
-            .query_strings("SELECT version_num FROM alembic_version")
-            .map_err(|error| {
-                TransferError::Refused(format!(
-                    "no upstream Placement schema there (reading alembic_version: {error}); \
+        let mut revision = Vec::new();
+        self.for_each_row("SELECT version_num FROM alembic_version", &mut |row| {
+            revision.extend(row.text("version_num")?);
+            Ok(())
+        })
+        .map_err(|error| {
+            TransferError::Refused(format!(
+                "no upstream Placement schema there (reading alembic_version: {error}); \
                      run upstream's `placement-manage db sync` on it first"
-                ))
-            })?;
+            ))
+        })?;
         match revision.first().map(String::as_str) {
             Some(HEAD_REVISION | OLDEST_REVISION) => Ok(()),
             Some(old) if OLDER_REVISIONS.contains(&old) => Err(TransferError::Refused(format!(
@@ -171,7 +290,7 @@ impl Database {
             .collect();
         checks.push((
             "resource_classes (custom)".to_owned(),
-            "SELECT count(*) AS n FROM resource_classes WHERE id >= 10000".to_owned(),
+            format!("SELECT count(*) AS n FROM resource_classes WHERE id >= {MIN_CUSTOM_RESOURCE_CLASS_ID}"),
         ));
         checks.push((
             "traits (custom)".to_owned(),
@@ -208,19 +327,19 @@ impl Database {
             }
         }
         let data = self.read_tables(progress);
-        self.end_transaction(false)?;
+        self.rollback()?;
         data
     }
 
     fn read_tables(&mut self, progress: &dyn Fn(&str)) -> Result<Dataset, TransferError> {
         let mut data = Dataset::default();
-        let mut step = |name: &str,
-                        query: &str,
+        let mut step = |shape: &Shape,
                         read: &mut dyn FnMut(&dyn SourceRow) -> Result<(), String>|
          -> Result<(), TransferError> {
             let started = Instant::now();
+            let name = shape.name;
             let mut rows = 0usize;
-            self.for_each_row(query, &mut |row| {
+            self.for_each_row(&shape.select(), &mut |row| {
                 rows += 1;
                 read(row)
             })
@@ -231,155 +350,100 @@ impl Database {
             ));
             Ok(())
         };
-        step(
-            "resource_classes",
-            "SELECT id, name, created_at, updated_at FROM resource_classes ORDER BY id",
-            &mut |row| {
-                data.resource_classes.push(named(row, "name")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "traits",
-            "SELECT id, name, created_at, updated_at FROM traits ORDER BY id",
-            &mut |row| {
-                data.traits.push(named(row, "name")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "resource_providers",
-            "SELECT id, uuid, name, generation, root_provider_id, parent_provider_id, \
-             created_at, updated_at FROM resource_providers ORDER BY id",
-            &mut |row| {
-                let id = int32(row, "id")?;
-                data.providers.push(Provider {
-                    id,
-                    uuid: uuid(row, "uuid")?,
-                    name: row.text("name")?.ok_or_else(|| {
-                        format!("resource provider id {id} has no name, which Placement requires")
-                    })?,
-                    generation: optional_int32(row, "generation")?.unwrap_or(0),
-                    root_provider_id: int32(row, "root_provider_id")?,
-                    parent_provider_id: optional_int32(row, "parent_provider_id")?,
-                    created_at: row.time("created_at")?,
-                    updated_at: row.time("updated_at")?,
-                });
-                Ok(())
-            },
-        )?;
-        step(
-            "inventories",
-            "SELECT id, resource_provider_id, resource_class_id, total, reserved, min_unit, \
-             max_unit, step_size, allocation_ratio, created_at, updated_at \
-             FROM inventories ORDER BY id",
-            &mut |row| {
-                data.inventories.push(Inventory {
-                    id: int32(row, "id")?,
-                    resource_provider_id: int32(row, "resource_provider_id")?,
-                    resource_class_id: int32(row, "resource_class_id")?,
-                    total: required(row.int("total"), "total")?,
-                    reserved: required(row.int("reserved"), "reserved")?,
-                    min_unit: required(row.int("min_unit"), "min_unit")?,
-                    max_unit: required(row.int("max_unit"), "max_unit")?,
-                    step_size: required(row.int("step_size"), "step_size")?,
-                    allocation_ratio: required(row.float("allocation_ratio"), "allocation_ratio")?,
-                    created_at: row.time("created_at")?,
-                    updated_at: row.time("updated_at")?,
-                });
-                Ok(())
-            },
-        )?;
-        step(
-            "placement_aggregates",
-            "SELECT id, uuid, created_at, updated_at FROM placement_aggregates ORDER BY id",
-            &mut |row| {
-                data.aggregates.push(Aggregate {
-                    id: int32(row, "id")?,
-                    uuid: uuid(row, "uuid")?,
-                    created_at: row.time("created_at")?,
-                    updated_at: row.time("updated_at")?,
-                });
-                Ok(())
-            },
-        )?;
-        step(
-            "resource_provider_traits",
-            "SELECT resource_provider_id, trait_id, created_at, updated_at \
-             FROM resource_provider_traits ORDER BY resource_provider_id, trait_id",
-            &mut |row| {
-                data.provider_traits.push(link(row, "trait_id")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "resource_provider_aggregates",
-            "SELECT resource_provider_id, aggregate_id, created_at, updated_at \
-             FROM resource_provider_aggregates ORDER BY resource_provider_id, aggregate_id",
-            &mut |row| {
-                data.provider_aggregates.push(link(row, "aggregate_id")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "projects",
-            "SELECT id, external_id, created_at, updated_at FROM projects ORDER BY id",
-            &mut |row| {
-                data.projects.push(named(row, "external_id")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "users",
-            "SELECT id, external_id, created_at, updated_at FROM users ORDER BY id",
-            &mut |row| {
-                data.users.push(named(row, "external_id")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "consumer_types",
-            "SELECT id, name, created_at, updated_at FROM consumer_types ORDER BY id",
-            &mut |row| {
-                data.consumer_types.push(named(row, "name")?);
-                Ok(())
-            },
-        )?;
-        step(
-            "consumers",
-            "SELECT id, uuid, project_id, user_id, generation, consumer_type_id, \
-             created_at, updated_at FROM consumers ORDER BY id",
-            &mut |row| {
-                data.consumers.push(Consumer {
-                    id: int32(row, "id")?,
-                    uuid: uuid(row, "uuid")?,
-                    project_id: int32(row, "project_id")?,
-                    user_id: int32(row, "user_id")?,
-                    generation: optional_int32(row, "generation")?.unwrap_or(0),
-                    consumer_type_id: optional_int32(row, "consumer_type_id")?,
-                    created_at: row.time("created_at")?,
-                    updated_at: row.time("updated_at")?,
-                });
-                Ok(())
-            },
-        )?;
-        step(
-            "allocations",
-            "SELECT id, resource_provider_id, consumer_id, resource_class_id, used, \
-             created_at, updated_at FROM allocations ORDER BY id",
-            &mut |row| {
-                data.allocations.push(Allocation {
-                    id: required(row.int("id"), "id")?,
-                    resource_provider_id: int32(row, "resource_provider_id")?,
-                    consumer_id: uuid(row, "consumer_id")?,
-                    resource_class_id: int32(row, "resource_class_id")?,
-                    used: required(row.int("used"), "used")?,
-                    created_at: row.time("created_at")?,
-                    updated_at: row.time("updated_at")?,
-                });
-                Ok(())
-            },
-        )?;
+        step(&RESOURCE_CLASSES, &mut |row| {
+            data.resource_classes.push(named(row, "name")?);
+            Ok(())
+        })?;
+        step(&TRAITS, &mut |row| {
+            data.traits.push(named(row, "name")?);
+            Ok(())
+        })?;
+        step(&RESOURCE_PROVIDERS, &mut |row| {
+            let id = int32(row, "id")?;
+            data.providers.push(Provider {
+                id,
+                uuid: uuid(row, "uuid")?,
+                name: row.text("name")?.ok_or_else(|| {
+                    format!("resource provider id {id} has no name, which Placement requires")
+                })?,
+                generation: optional_int32(row, "generation")?.unwrap_or(0),
+                root_provider_id: int32(row, "root_provider_id")?,
+                parent_provider_id: optional_int32(row, "parent_provider_id")?,
+                created_at: row.time("created_at")?,
+                updated_at: row.time("updated_at")?,
+            });
+            Ok(())
+        })?;
+        step(&INVENTORIES, &mut |row| {
+            data.inventories.push(Inventory {
+                id: int32(row, "id")?,
+                resource_provider_id: int32(row, "resource_provider_id")?,
+                resource_class_id: int32(row, "resource_class_id")?,
+                total: required(row.int("total"), "total")?,
+                reserved: required(row.int("reserved"), "reserved")?,
+                min_unit: required(row.int("min_unit"), "min_unit")?,
+                max_unit: required(row.int("max_unit"), "max_unit")?,
+                step_size: required(row.int("step_size"), "step_size")?,
+                allocation_ratio: required(row.float("allocation_ratio"), "allocation_ratio")?,
+                created_at: row.time("created_at")?,
+                updated_at: row.time("updated_at")?,
+            });
+            Ok(())
+        })?;
+        step(&PLACEMENT_AGGREGATES, &mut |row| {
+            data.aggregates.push(Aggregate {
+                id: int32(row, "id")?,
+                uuid: uuid(row, "uuid")?,
+                created_at: row.time("created_at")?,
+                updated_at: row.time("updated_at")?,
+            });
+            Ok(())
+        })?;
+        step(&RESOURCE_PROVIDER_TRAITS, &mut |row| {
+            data.provider_traits.push(link(row, "trait_id")?);
+            Ok(())
+        })?;
+        step(&RESOURCE_PROVIDER_AGGREGATES, &mut |row| {
+            data.provider_aggregates.push(link(row, "aggregate_id")?);
+            Ok(())
+        })?;
+        step(&PROJECTS, &mut |row| {
+            data.projects.push(named(row, "external_id")?);
+            Ok(())
+        })?;
+        step(&USERS, &mut |row| {
+            data.users.push(named(row, "external_id")?);
+            Ok(())
+        })?;
+        step(&CONSUMER_TYPES, &mut |row| {
+            data.consumer_types.push(named(row, "name")?);
+            Ok(())
+        })?;
+        step(&CONSUMERS, &mut |row| {
+            data.consumers.push(Consumer {
+                id: int32(row, "id")?,
+                uuid: uuid(row, "uuid")?,
+                project_id: int32(row, "project_id")?,
+                user_id: int32(row, "user_id")?,
+                generation: optional_int32(row, "generation")?.unwrap_or(0),
+                consumer_type_id: optional_int32(row, "consumer_type_id")?,
+                created_at: row.time("created_at")?,
+                updated_at: row.time("updated_at")?,
+            });
+            Ok(())
+        })?;
+        step(&ALLOCATIONS, &mut |row| {
+            data.allocations.push(Allocation {
+                id: required(row.int("id"), "id")?,
+                resource_provider_id: int32(row, "resource_provider_id")?,
+                consumer_id: uuid(row, "consumer_id")?,
+                resource_class_id: int32(row, "resource_class_id")?,
+                used: required(row.int("used"), "used")?,
+                created_at: row.time("created_at")?,
+                updated_at: row.time("updated_at")?,
+            });
+            Ok(())
+        })?;
         Ok(data)
     }
 
@@ -390,35 +454,27 @@ impl Database {
     /// triggers are off for the copy, the standard rows `data` lacks are
     /// added, and every running process is told to reload its view.
     pub fn write(&mut self, data: &Dataset, progress: &dyn Fn(&str)) -> Result<(), TransferError> {
-        let tables = export_tables(data);
         let schema = self.schema;
+        // This server requires `created_at`; upstream's rows may lack it
+        // (the consumers an import makes always do): the time of the copy.
+        let created_default = (schema == Schema::Ours).then(|| chrono::Utc::now().naive_utc());
+        let tables = export_tables(data, created_default);
         let result = match &mut self.backend {
             Backend::Postgres(client) => write_postgres(client, schema, tables, progress),
             Backend::MySql(connection) => write_mysql(connection, tables, progress),
         };
         if result.is_err() {
             // Leaves the database as it was.
-            let _ = self.end_transaction(false);
+            let _ = self.rollback();
         }
         result
     }
 
-    fn end_transaction(&mut self, commit: bool) -> Result<(), TransferError> {
-        let statement = if commit { "COMMIT" } else { "ROLLBACK" };
+    fn rollback(&mut self) -> Result<(), TransferError> {
         match &mut self.backend {
-            Backend::Postgres(client) => client.batch_execute(statement).map_err(database_error),
-            Backend::MySql(connection) => connection.query_drop(statement).map_err(database_error),
+            Backend::Postgres(client) => client.batch_execute("ROLLBACK").map_err(database_error),
+            Backend::MySql(connection) => connection.query_drop("ROLLBACK").map_err(database_error),
         }
-    }
-
-    fn query_strings(&mut self, query: &str) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        self.for_each_row(query, &mut |row| {
-            let column = row.first_column_name();
-            out.extend(row.text(&column)?);
-            Ok(())
-        })?;
-        Ok(out)
     }
 
     /// Runs `query`, handing each row to `each` as it arrives (no result
@@ -456,7 +512,6 @@ trait SourceRow {
     fn float(&self, column: &str) -> Result<Option<f64>, String>;
     fn text(&self, column: &str) -> Result<Option<String>, String>;
     fn time(&self, column: &str) -> Result<Time, String>;
-    fn first_column_name(&self) -> String;
 }
 
 /// A single-precision float as the decimal MySQL shows for it (`1.1`, not
@@ -510,13 +565,6 @@ impl SourceRow for postgres::Row {
         };
         got.map_err(|error| wrong_type(column, error))
     }
-
-    fn first_column_name(&self) -> String {
-        self.columns()
-            .first()
-            .map(|column| column.name().to_owned())
-            .unwrap_or_default()
-    }
 }
 
 fn postgres_type(row: &postgres::Row, column: &str) -> Result<Type, String> {
@@ -545,13 +593,6 @@ impl SourceRow for mysql::Row {
 
     fn time(&self, column: &str) -> Result<Time, String> {
         mysql_value(self, column)
-    }
-
-    fn first_column_name(&self) -> String {
-        self.columns_ref()
-            .first()
-            .map(|column| column.name_str().into_owned())
-            .unwrap_or_default()
     }
 }
 
@@ -625,68 +666,48 @@ impl Cell<'_> {
 
 type Rows<'a> = Box<dyn Iterator<Item = Vec<Cell<'a>>> + 'a>;
 
-/// One table of an export: its name, columns and rows.
+/// One table to write: its shape and its rows, cells in the shape's
+/// column order.
 struct Table<'a> {
-    name: &'static str,
-    columns: &'static [&'static str],
+    shape: &'static Shape,
     rows: Rows<'a>,
-    has_id_sequence: bool,
 }
 
-fn named_rows<'a>(rows: &'a [Named]) -> Rows<'a> {
-    Box::new(rows.iter().map(|row| {
+fn named_rows(rows: &[Named], created_default: Time) -> Rows<'_> {
+    Box::new(rows.iter().map(move |row| {
         vec![
             Cell::Int(row.id.into()),
             Cell::Text(&row.name),
-            Cell::Time(row.created_at),
+            Cell::Time(row.created_at.or(created_default)),
             Cell::Time(row.updated_at),
         ]
     }))
 }
 
-fn link_rows<'a>(rows: &'a [Link]) -> Rows<'a> {
-    Box::new(rows.iter().map(|row| {
+fn link_rows(rows: &[Link], created_default: Time) -> Rows<'_> {
+    Box::new(rows.iter().map(move |row| {
         vec![
             Cell::Int(row.resource_provider_id.into()),
             Cell::Int(row.other_id.into()),
-            Cell::Time(row.created_at),
+            Cell::Time(row.created_at.or(created_default)),
             Cell::Time(row.updated_at),
         ]
     }))
 }
 
 /// The tables in an order their references allow (a table's references
-/// written before it).
-fn export_tables(data: &Dataset) -> Vec<Table<'_>> {
-    const NAMED: &[&str] = &["id", "name", "created_at", "updated_at"];
-    const EXTERNAL: &[&str] = &["id", "external_id", "created_at", "updated_at"];
-    let table = |name, columns, rows, has_id_sequence| Table {
-        name,
-        columns,
-        rows,
-        has_id_sequence,
-    };
+/// written before it); a missing `created_at` becomes `created_default`.
+fn export_tables(data: &Dataset, created_default: Time) -> Vec<Table<'_>> {
+    let table = |shape, rows| Table { shape, rows };
     vec![
         table(
-            "resource_classes",
-            NAMED,
-            named_rows(&data.resource_classes),
-            true,
+            &RESOURCE_CLASSES,
+            named_rows(&data.resource_classes, created_default),
         ),
-        table("traits", NAMED, named_rows(&data.traits), true),
+        table(&TRAITS, named_rows(&data.traits, created_default)),
         table(
-            "resource_providers",
-            &[
-                "id",
-                "uuid",
-                "name",
-                "generation",
-                "root_provider_id",
-                "parent_provider_id",
-                "created_at",
-                "updated_at",
-            ],
-            Box::new(data.providers.iter().map(|row| {
+            &RESOURCE_PROVIDERS,
+            Box::new(data.providers.iter().map(move |row| {
                 vec![
                     Cell::Int(row.id.into()),
                     Cell::Uuid(row.uuid),
@@ -694,28 +715,14 @@ fn export_tables(data: &Dataset) -> Vec<Table<'_>> {
                     Cell::Int(row.generation.into()),
                     Cell::Int(row.root_provider_id.into()),
                     Cell::optional_int(row.parent_provider_id),
-                    Cell::Time(row.created_at),
+                    Cell::Time(row.created_at.or(created_default)),
                     Cell::Time(row.updated_at),
                 ]
             })),
-            true,
         ),
         table(
-            "inventories",
-            &[
-                "id",
-                "resource_provider_id",
-                "resource_class_id",
-                "total",
-                "reserved",
-                "min_unit",
-                "max_unit",
-                "step_size",
-                "allocation_ratio",
-                "created_at",
-                "updated_at",
-            ],
-            Box::new(data.inventories.iter().map(|row| {
+            &INVENTORIES,
+            Box::new(data.inventories.iter().map(move |row| {
                 vec![
                     Cell::Int(row.id.into()),
                     Cell::Int(row.resource_provider_id.into()),
@@ -726,68 +733,39 @@ fn export_tables(data: &Dataset) -> Vec<Table<'_>> {
                     Cell::Int(row.max_unit),
                     Cell::Int(row.step_size),
                     Cell::Float(row.allocation_ratio),
-                    Cell::Time(row.created_at),
+                    Cell::Time(row.created_at.or(created_default)),
                     Cell::Time(row.updated_at),
                 ]
             })),
-            true,
         ),
         table(
-            "placement_aggregates",
-            &["id", "uuid", "created_at", "updated_at"],
-            Box::new(data.aggregates.iter().map(|row| {
+            &PLACEMENT_AGGREGATES,
+            Box::new(data.aggregates.iter().map(move |row| {
                 vec![
                     Cell::Int(row.id.into()),
                     Cell::Uuid(row.uuid),
-                    Cell::Time(row.created_at),
+                    Cell::Time(row.created_at.or(created_default)),
                     Cell::Time(row.updated_at),
                 ]
             })),
-            true,
         ),
         table(
-            "resource_provider_traits",
-            &[
-                "resource_provider_id",
-                "trait_id",
-                "created_at",
-                "updated_at",
-            ],
-            link_rows(&data.provider_traits),
-            false,
+            &RESOURCE_PROVIDER_TRAITS,
+            link_rows(&data.provider_traits, created_default),
         ),
         table(
-            "resource_provider_aggregates",
-            &[
-                "resource_provider_id",
-                "aggregate_id",
-                "created_at",
-                "updated_at",
-            ],
-            link_rows(&data.provider_aggregates),
-            false,
+            &RESOURCE_PROVIDER_AGGREGATES,
+            link_rows(&data.provider_aggregates, created_default),
         ),
-        table("projects", EXTERNAL, named_rows(&data.projects), true),
-        table("users", EXTERNAL, named_rows(&data.users), true),
+        table(&PROJECTS, named_rows(&data.projects, created_default)),
+        table(&USERS, named_rows(&data.users, created_default)),
         table(
-            "consumer_types",
-            NAMED,
-            named_rows(&data.consumer_types),
-            true,
+            &CONSUMER_TYPES,
+            named_rows(&data.consumer_types, created_default),
         ),
         table(
-            "consumers",
-            &[
-                "id",
-                "uuid",
-                "project_id",
-                "user_id",
-                "generation",
-                "consumer_type_id",
-                "created_at",
-                "updated_at",
-            ],
-            Box::new(data.consumers.iter().map(|row| {
+            &CONSUMERS,
+            Box::new(data.consumers.iter().map(move |row| {
                 vec![
                     Cell::Int(row.id.into()),
                     Cell::Uuid(row.uuid),
@@ -795,35 +773,24 @@ fn export_tables(data: &Dataset) -> Vec<Table<'_>> {
                     Cell::Int(row.user_id.into()),
                     Cell::Int(row.generation.into()),
                     Cell::optional_int(row.consumer_type_id),
-                    Cell::Time(row.created_at),
+                    Cell::Time(row.created_at.or(created_default)),
                     Cell::Time(row.updated_at),
                 ]
             })),
-            true,
         ),
         table(
-            "allocations",
-            &[
-                "id",
-                "resource_provider_id",
-                "consumer_id",
-                "resource_class_id",
-                "used",
-                "created_at",
-                "updated_at",
-            ],
-            Box::new(data.allocations.iter().map(|row| {
+            &ALLOCATIONS,
+            Box::new(data.allocations.iter().map(move |row| {
                 vec![
                     Cell::Int(row.id),
                     Cell::Int(row.resource_provider_id.into()),
                     Cell::Uuid(row.consumer_id),
                     Cell::Int(row.resource_class_id.into()),
                     Cell::Int(row.used),
-                    Cell::Time(row.created_at),
+                    Cell::Time(row.created_at.or(created_default)),
                     Cell::Time(row.updated_at),
                 ]
             })),
-            true,
         ),
     ]
 }
@@ -875,22 +842,6 @@ const CLEAR_STANDARD_ROWS: [&str; 3] = [
     "DELETE FROM resource_classes",
 ];
 
-/// This server's tables with change-log triggers (every table written).
-const OUR_TABLES: [&str; 12] = [
-    "resource_classes",
-    "traits",
-    "resource_providers",
-    "inventories",
-    "placement_aggregates",
-    "resource_provider_traits",
-    "resource_provider_aggregates",
-    "projects",
-    "users",
-    "consumer_types",
-    "consumers",
-    "allocations",
-];
-
 fn write_postgres(
     client: &mut postgres::Client,
     schema: Schema,
@@ -901,20 +852,16 @@ fn write_postgres(
     client
         .batch_execute("BEGIN; SET LOCAL TimeZone = 'UTC'")
         .map_err(database_error)?;
+    let names: Vec<&str> = tables.iter().map(|table| table.shape.name).collect();
     if schema == Schema::Ours {
         // The change log would get a row per provider and table; running
         // processes are told to reload everything instead (below). The
         // lock this takes also holds off their writes until the commit.
-        for table in OUR_TABLES {
-            client
-                .batch_execute(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
-                .map_err(database_error)?;
-        }
+        set_user_triggers(client, &names, "DISABLE")?;
     }
     for statement in CLEAR_STANDARD_ROWS {
         client.batch_execute(statement).map_err(database_error)?;
     }
-    let names: Vec<&str> = tables.iter().map(|table| table.name).collect();
     let rebuild = drop_foreign_keys_and_indexes(client, &names)?;
     for table in tables {
         copy_table(client, table, progress)?;
@@ -929,9 +876,24 @@ fn write_postgres(
         started.elapsed().as_secs_f64()
     ));
     if schema == Schema::Ours {
+        set_user_triggers(client, &names, "ENABLE")?;
         finish_ours(client)?;
     }
     client.batch_execute("COMMIT").map_err(database_error)
+}
+
+/// `ALTER TABLE … DISABLE` or `ENABLE TRIGGER USER` on every table.
+fn set_user_triggers(
+    client: &mut postgres::Client,
+    tables: &[&str],
+    action: &str,
+) -> Result<(), TransferError> {
+    for table in tables {
+        client
+            .batch_execute(&format!("ALTER TABLE {table} {action} TRIGGER USER"))
+            .map_err(database_error)?;
+    }
+    Ok(())
 }
 
 /// Drops the foreign keys and the secondary indexes (those backing no
@@ -965,7 +927,15 @@ fn drop_foreign_keys_and_indexes(
             &[&tables],
         )
         .map_err(database_error)?;
+    // Indexes first: the foreign keys' checks may use them.
     let mut rebuild = Vec::new();
+    for row in &indexes {
+        let (name, definition): (String, String) = (row.get(0), row.get(1));
+        client
+            .batch_execute(&format!("DROP INDEX {name}"))
+            .map_err(database_error)?;
+        rebuild.push(definition);
+    }
     for row in &foreign_keys {
         let (table, name, definition): (String, String, String) =
             (row.get(0), row.get(1), row.get(2));
@@ -976,13 +946,6 @@ fn drop_foreign_keys_and_indexes(
             "ALTER TABLE {table} ADD CONSTRAINT \"{name}\" {definition}"
         ));
     }
-    for row in &indexes {
-        let (name, definition): (String, String) = (row.get(0), row.get(1));
-        client
-            .batch_execute(&format!("DROP INDEX {name}"))
-            .map_err(database_error)?;
-        rebuild.insert(0, definition);
-    }
     Ok(rebuild)
 }
 
@@ -992,13 +955,13 @@ fn copy_table(
     progress: &dyn Fn(&str),
 ) -> Result<(), TransferError> {
     let started = Instant::now();
-    let name = table.name;
+    let name = table.shape.name;
     let failed =
         |error: &dyn std::fmt::Display| TransferError::Database(format!("writing {name}: {error}"));
     let mut writer = client
         .copy_in(&format!(
             "COPY {name} ({}) FROM STDIN",
-            table.columns.join(", ")
+            table.shape.columns.join(", ")
         ))
         .map_err(|error| failed(&error))?;
     let mut buffer = Vec::with_capacity(COPY_CHUNK * 2);
@@ -1013,7 +976,7 @@ fn copy_table(
     }
     writer.write_all(&buffer).map_err(|error| failed(&error))?;
     writer.finish().map_err(|error| failed(&error))?;
-    if table.has_id_sequence {
+    if table.shape.id_sequence {
         // The next id past the highest written (SERIAL columns).
         client
             .batch_execute(&format!(
@@ -1030,41 +993,17 @@ fn copy_table(
 }
 
 /// This server's schema after the copy: the custom class id sequence past
-/// the highest custom id, the standard classes and traits the source did
-/// not have (an older os-resource-classes or os-traits), the triggers back
-/// on, and a change-log mark that makes every running process reload its
-/// view in full (as after a prune it did not see).
+/// the highest custom id, and a change-log mark that makes every running
+/// process reload its view in full (as after a prune it did not see).
 fn finish_ours(client: &mut postgres::Client) -> Result<(), TransferError> {
     client
         .batch_execute(&format!(
             "SELECT setval('custom_resource_class_id_seq', \
                  GREATEST(COALESCE(max(id) + 1, {min}), {min}), false) \
              FROM resource_classes WHERE id >= {min}",
-            min = super::dataset::MIN_CUSTOM_RESOURCE_CLASS_ID
+            min = MIN_CUSTOM_RESOURCE_CLASS_ID
         ))
         .map_err(database_error)?;
-    let classes = standard_data::standard_resource_classes();
-    let class_ids: Vec<i32> = (0..classes.len())
-        .map(|index| i32::try_from(index).unwrap_or(i32::MAX))
-        .collect();
-    client
-        .execute(
-            "INSERT INTO resource_classes (id, name) \
-             SELECT * FROM unnest($1::integer[], $2::text[]) ON CONFLICT DO NOTHING",
-            &[&class_ids, &classes],
-        )
-        .map_err(database_error)?;
-    client
-        .execute(
-            "INSERT INTO traits (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            &[&standard_data::standard_traits()],
-        )
-        .map_err(database_error)?;
-    for table in OUR_TABLES {
-        client
-            .batch_execute(&format!("ALTER TABLE {table} ENABLE TRIGGER USER"))
-            .map_err(database_error)?;
-    }
     client
         .batch_execute(
             "WITH mark AS (INSERT INTO provider_changes (provider_id) VALUES (NULL) RETURNING seq) \
@@ -1119,39 +1058,34 @@ fn write_mysql(
     }
     for table in tables {
         let started = Instant::now();
-        let placeholders = format!("({})", vec!["?"; table.columns.len()].join(", "));
-        let mut rows = 0usize;
-        let mut batch: Vec<mysql::Value> = Vec::new();
-        let mut in_batch = 0usize;
-        let mut flush = |batch: &mut Vec<mysql::Value>, in_batch: &mut usize| {
-            if *in_batch == 0 {
-                return Ok(());
-            }
+        let Shape { name, columns, .. } = *table.shape;
+        let row_placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
+        let mut insert = |chunk: &[Vec<Cell<'_>>]| {
             let statement = format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                table.name,
-                table.columns.join(", "),
-                vec![placeholders.as_str(); *in_batch].join(", ")
+                "INSERT INTO {name} ({}) VALUES {}",
+                columns.join(", "),
+                vec![row_placeholders.as_str(); chunk.len()].join(", ")
             );
-            *in_batch = 0;
+            let values = chunk.iter().flatten().map(mysql_cell).collect();
             connection
-                .exec_drop(statement, mysql::Params::Positional(std::mem::take(batch)))
-                .map_err(|error| {
-                    TransferError::Database(format!("writing {}: {error}", table.name))
-                })
+                .exec_drop(statement, mysql::Params::Positional(values))
+                .map_err(|error| TransferError::Database(format!("writing {name}: {error}")))
         };
+        let mut rows = 0usize;
+        let mut chunk = Vec::with_capacity(MYSQL_BATCH);
         for row in table.rows {
-            batch.extend(row.iter().map(mysql_cell));
-            in_batch += 1;
+            chunk.push(row);
             rows += 1;
-            if in_batch == MYSQL_BATCH {
-                flush(&mut batch, &mut in_batch)?;
+            if chunk.len() == MYSQL_BATCH {
+                insert(&chunk)?;
+                chunk.clear();
             }
         }
-        flush(&mut batch, &mut in_batch)?;
+        if !chunk.is_empty() {
+            insert(&chunk)?;
+        }
         progress(&format!(
-            "wrote {}: {rows} rows ({:.1} s)",
-            table.name,
+            "wrote {name}: {rows} rows ({:.1} s)",
             started.elapsed().as_secs_f64()
         ));
     }

@@ -260,36 +260,27 @@ fn leave_out_orphans(data: &mut Dataset, report: &mut Report) {
     let projects: HashSet<i32> = data.projects.iter().map(|p| p.id).collect();
     let users: HashSet<i32> = data.users.iter().map(|u| u.id).collect();
     let types: HashSet<i32> = data.consumer_types.iter().map(|t| t.id).collect();
-    let mut orphan = |table: &str, row: String, column: &str, value: i64, other: &str| {
-        report.orphans.push(format!(
-            "orphan: {table} {row}: {column} {value} has no row in {other}"
-        ));
-    };
-
+    let orphans = &mut report.orphans;
     data.inventories.retain(|inventory| {
-        let row = format!("id {}", inventory.id);
-        let mut keep = true;
-        if !providers.contains(&inventory.resource_provider_id) {
-            orphan(
-                "inventories",
-                row.clone(),
-                "resource_provider_id",
-                inventory.resource_provider_id.into(),
-                "resource_providers",
-            );
-            keep = false;
-        }
-        if !classes.contains(&inventory.resource_class_id) {
-            orphan(
-                "inventories",
-                row,
-                "resource_class_id",
-                inventory.resource_class_id.into(),
-                "resource_classes",
-            );
-            keep = false;
-        }
-        keep
+        resolves(
+            orphans,
+            "inventories",
+            || format!("id {}", inventory.id),
+            &[
+                (
+                    "resource_provider_id",
+                    Some(inventory.resource_provider_id),
+                    &providers,
+                    "resource_providers",
+                ),
+                (
+                    "resource_class_id",
+                    Some(inventory.resource_class_id),
+                    &classes,
+                    "resource_classes",
+                ),
+            ],
+        )
     });
     for (links, table, column, others, other_table) in [
         (
@@ -308,94 +299,104 @@ fn leave_out_orphans(data: &mut Dataset, report: &mut Report) {
         ),
     ] {
         links.retain(|link| {
-            let row = format!(
-                "(resource_provider_id {}, {column} {})",
-                link.resource_provider_id, link.other_id
-            );
-            let mut keep = true;
-            if !providers.contains(&link.resource_provider_id) {
-                orphan(
-                    table,
-                    row.clone(),
-                    "resource_provider_id",
-                    link.resource_provider_id.into(),
-                    "resource_providers",
-                );
-                keep = false;
-            }
-            if !others.contains(&link.other_id) {
-                orphan(table, row, column, link.other_id.into(), other_table);
-                keep = false;
-            }
-            keep
+            resolves(
+                orphans,
+                table,
+                || {
+                    format!(
+                        "(resource_provider_id {}, {column} {})",
+                        link.resource_provider_id, link.other_id
+                    )
+                },
+                &[
+                    (
+                        "resource_provider_id",
+                        Some(link.resource_provider_id),
+                        &providers,
+                        "resource_providers",
+                    ),
+                    (column, Some(link.other_id), others, other_table),
+                ],
+            )
         });
     }
     let mut gone_consumers: HashSet<Uuid> = HashSet::new();
     data.consumers.retain(|consumer| {
-        let row = format!("id {} (uuid {})", consumer.id, consumer.uuid);
-        let mut keep = true;
-        if !projects.contains(&consumer.project_id) {
-            orphan(
-                "consumers",
-                row.clone(),
-                "project_id",
-                consumer.project_id.into(),
-                "projects",
-            );
-            keep = false;
-        }
-        if !users.contains(&consumer.user_id) {
-            orphan(
-                "consumers",
-                row.clone(),
-                "user_id",
-                consumer.user_id.into(),
-                "users",
-            );
-            keep = false;
-        }
-        if let Some(kind) = consumer.consumer_type_id
-            && !types.contains(&kind)
-        {
-            orphan(
-                "consumers",
-                row,
-                "consumer_type_id",
-                kind.into(),
-                "consumer_types",
-            );
-            keep = false;
-        }
+        let keep = resolves(
+            orphans,
+            "consumers",
+            || format!("id {} (uuid {})", consumer.id, consumer.uuid),
+            &[
+                (
+                    "project_id",
+                    Some(consumer.project_id),
+                    &projects,
+                    "projects",
+                ),
+                ("user_id", Some(consumer.user_id), &users, "users"),
+                (
+                    "consumer_type_id",
+                    consumer.consumer_type_id,
+                    &types,
+                    "consumer_types",
+                ),
+            ],
+        );
         if !keep {
             gone_consumers.insert(consumer.uuid);
         }
         keep
     });
     data.allocations.retain(|allocation| {
-        let row = format!("id {} (consumer {})", allocation.id, allocation.consumer_id);
-        let mut keep = !gone_consumers.contains(&allocation.consumer_id);
-        if !providers.contains(&allocation.resource_provider_id) {
-            orphan(
-                "allocations",
-                row.clone(),
-                "resource_provider_id",
-                allocation.resource_provider_id.into(),
-                "resource_providers",
-            );
-            keep = false;
-        }
-        if !classes.contains(&allocation.resource_class_id) {
-            orphan(
-                "allocations",
-                row,
-                "resource_class_id",
-                allocation.resource_class_id.into(),
-                "resource_classes",
-            );
-            keep = false;
-        }
-        keep
+        let resolved = resolves(
+            orphans,
+            "allocations",
+            || format!("id {} (consumer {})", allocation.id, allocation.consumer_id),
+            &[
+                (
+                    "resource_provider_id",
+                    Some(allocation.resource_provider_id),
+                    &providers,
+                    "resource_providers",
+                ),
+                (
+                    "resource_class_id",
+                    Some(allocation.resource_class_id),
+                    &classes,
+                    "resource_classes",
+                ),
+            ],
+        );
+        resolved && !gone_consumers.contains(&allocation.consumer_id)
     });
+}
+
+/// A reference a row makes: its column, the id it holds (`None`: a NULL,
+/// which refers to nothing), the ids that exist, and their table.
+type Reference<'a> = (&'static str, Option<i32>, &'a HashSet<i32>, &'static str);
+
+/// Whether every reference of a row resolves; each one that does not is
+/// an orphan line, naming the row as `row` describes it (made only then:
+/// most rows of a large table resolve).
+fn resolves(
+    orphans: &mut Vec<String>,
+    table: &str,
+    row: impl Fn() -> String,
+    references: &[Reference<'_>],
+) -> bool {
+    let mut resolved = true;
+    for &(column, value, existing, other) in references {
+        if let Some(value) = value
+            && !existing.contains(&value)
+        {
+            orphans.push(format!(
+                "orphan: {table} {}: {column} {value} has no row in {other}",
+                row()
+            ));
+            resolved = false;
+        }
+    }
+    resolved
 }
 
 /// Makes a consumer row for every consumer uuid of `allocations` that has

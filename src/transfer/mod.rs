@@ -18,8 +18,6 @@ pub mod model;
 
 use std::time::Instant;
 
-use chrono::Utc;
-
 use database::{Database, Schema};
 use dataset::{Dataset, Report, Rules};
 use model::ApiView;
@@ -120,11 +118,10 @@ pub fn import(
     let role = "target database";
     let mut target = connect(target_url, Schema::Ours, role)?;
     refuse_unless_empty(&mut target, role)?;
-    let (mut data, report) = read_upstream(source_url, rules, progress)?;
+    let (data, report) = read_upstream(source_url, rules, progress)?;
     for line in &report.orphans {
         progress(&format!("skipped {line}"));
     }
-    fill_creation_times(&mut data);
     target
         .write(&data, progress)
         .map_err(|error| labelled(error, role))?;
@@ -204,51 +201,4 @@ fn read_ours(url: &str, progress: &dyn Fn(&str)) -> Result<Dataset, TransferErro
     connect(url, Schema::Ours, role)?
         .read(progress)
         .map_err(|error| labelled(error, role))
-}
-
-/// This server requires `created_at`; upstream's rows may lack it (the
-/// consumers made here always do). They get the time of the import.
-fn fill_creation_times(data: &mut Dataset) {
-    let now = Some(Utc::now().naive_utc());
-    let fill = |time: &mut dataset::Time| {
-        if time.is_none() {
-            *time = now;
-        }
-    };
-    data.resource_classes
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.traits
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.providers
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.inventories
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.aggregates
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.provider_traits
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.provider_aggregates
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.projects
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.users
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.consumer_types
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.consumers
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
-    data.allocations
-        .iter_mut()
-        .for_each(|row| fill(&mut row.created_at));
 }

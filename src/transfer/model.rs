@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use uuid::Uuid;
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, Named};
 use crate::storage::standard_data;
 
 #[derive(Debug, Default, PartialEq)]
@@ -66,6 +66,14 @@ fn provider_mut<'a>(
     id: i32,
 ) -> Option<&'a mut ProviderView> {
     uuids.get(&id).and_then(|uuid| providers.get_mut(uuid))
+}
+
+/// The names of `rows` and the `standard` ones.
+fn with_standard(rows: &[Named], standard: Vec<&str>) -> BTreeSet<String> {
+    rows.iter()
+        .map(|row| row.name.clone())
+        .chain(standard.into_iter().map(str::to_owned))
+        .collect()
 }
 
 impl ApiView {
@@ -190,26 +198,11 @@ impl ApiView {
         // Both servers add the standard classes and traits they lack when
         // they start, so a database's API shows them whether it has their
         // rows or not.
-        let resource_classes = data
-            .resource_classes
-            .iter()
-            .map(|c| c.name.clone())
-            .chain(
-                standard_data::standard_resource_classes()
-                    .into_iter()
-                    .map(str::to_owned),
-            )
-            .collect();
-        let traits = data
-            .traits
-            .iter()
-            .map(|t| t.name.clone())
-            .chain(
-                standard_data::standard_traits()
-                    .into_iter()
-                    .map(str::to_owned),
-            )
-            .collect();
+        let resource_classes = with_standard(
+            &data.resource_classes,
+            standard_data::standard_resource_classes(),
+        );
+        let traits = with_standard(&data.traits, standard_data::standard_traits());
         ApiView {
             resource_classes,
             traits,
@@ -334,7 +327,7 @@ fn map_differences<K: Ord + std::fmt::Display, V>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::dataset::{Allocation, Inventory, Named, Provider};
+    use super::super::dataset::{Allocation, Inventory, Provider};
     use super::*;
 
     fn data() -> Dataset {
