@@ -19,6 +19,12 @@ pub enum ErrorCode {
     QueryDuplicateKey,
     QueryBadValue,
     QueryMissingValue,
+    // This server's extensions (`POST /claims`, `GET /changes`).
+    ClaimNoCandidates,
+    ClaimConsumerExists,
+    ClaimAffinity,
+    ClaimContention,
+    ChangesCursorExpired,
 }
 
 impl ErrorCode {
@@ -36,7 +42,24 @@ impl ErrorCode {
             ErrorCode::QueryDuplicateKey => "placement.query.duplicate_key",
             ErrorCode::QueryBadValue => "placement.query.bad_value",
             ErrorCode::QueryMissingValue => "placement.query.missing_value",
+            ErrorCode::ClaimNoCandidates => "placement.claims.no_candidates",
+            ErrorCode::ClaimConsumerExists => "placement.claims.consumer_exists",
+            ErrorCode::ClaimAffinity => "placement.claims.affinity",
+            ErrorCode::ClaimContention => "placement.claims.contention",
+            ErrorCode::ChangesCursorExpired => "placement.changes.cursor_expired",
         }
+    }
+
+    /// A code of this server's extensions, not upstream's.
+    pub fn is_extension(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ClaimNoCandidates
+                | ErrorCode::ClaimConsumerExists
+                | ErrorCode::ClaimAffinity
+                | ErrorCode::ClaimContention
+                | ErrorCode::ChangesCursorExpired
+        )
     }
 }
 

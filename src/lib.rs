@@ -3,7 +3,8 @@
 //! Layers, one direction: `http` (actix, routes, negotiation, handlers) ->
 //! `domain` (rules and operations) -> `storage` (diesel). `schemas` (wire
 //! formats), `policy` and `auth` (who is asking) sit beside `http`;
-//! `config` and `telemetry` are read by all.
+//! `config` and `telemetry` are read by all. `view` is the in-memory
+//! world that candidates, ranking, claims, affinity and the change feed read.
 
 pub mod auth;
 pub mod config;
@@ -18,3 +19,4 @@ pub mod status;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;
+pub mod view;

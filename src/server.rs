@@ -13,13 +13,13 @@ use actix_web::{App, web};
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
-use crate::domain::allocation_candidates::cache::WorldCache;
 use crate::errors::DomainError;
 use crate::http;
 use crate::policy::Enforcer;
 use crate::state::AppState;
 use crate::storage::{self, Database, PoolOptions, StorageError};
 use crate::telemetry::Metrics;
+use crate::view::cache::WorldCache;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::domain::allocation_candidates::cache::WorldCache;
 use crate::http::routes::Route;
 use crate::policy::Enforcer;
 use crate::storage::Database;
 use crate::telemetry::Metrics;
+use crate::view::cache::WorldCache;
 
 pub struct AppState {
     pub db: Database,

@@ -127,6 +127,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// `[placement]allocation_conflict_retry_count`.
     pub allocation_conflict_retry_count: u32,
+    /// `[placement]change_feed_retention`.
+    pub change_feed_retention: u32,
     /// `[placement]incomplete_consumer_project_id` and `_user_id`.
     pub incomplete_consumer_project_id: String,
     pub incomplete_consumer_user_id: String,
@@ -435,6 +437,7 @@ impl Config {
                 "allocation_conflict_retry_count",
                 1,
             )?,
+            change_feed_retention: read.bounded("placement", "change_feed_retention", 1)?,
             incomplete_consumer_project_id: read
                 .string("placement", "incomplete_consumer_project_id")
                 .unwrap_or_default(),

@@ -292,6 +292,14 @@ pub static OPTIONS: &[Opt] = &[
             "Attempts of an allocation write that loses a provider generation race.",
         )
     },
+    opt(
+        "placement",
+        "change_feed_retention",
+        Integer,
+        text("100000"),
+        "Provider changes GET /changes keeps (an extension of this server); a follower whose \
+         cursor is older is answered 410 and relists.",
+    ),
     Opt {
         legacy: legacy("PLACEMENT_MAX_ALLOCATION_CANDIDATES"),
         ..opt(

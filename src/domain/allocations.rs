@@ -20,8 +20,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::domain::allocation_candidates::cache::WorldCache;
-use crate::domain::allocation_candidates::world::World;
 use crate::domain::capacity::{self, Limits, Refusal};
 use crate::domain::consumers::{self, ConsumerIdentity, ExpectedGeneration, Recorded};
 use crate::domain::inventories::{limits_of_values, values_of};
@@ -35,6 +33,8 @@ use crate::storage::consumers::{self as consumer_store, ConsumerFields, Consumer
 use crate::storage::inventories as inventory_store;
 use crate::storage::resource_providers::{self as provider_store, ProviderRow};
 use crate::storage::{self, Connection, StorageError};
+use crate::view::cache::WorldCache;
+use crate::view::world::World;
 
 /// One provider's share of a consumer's new allocations.
 #[derive(Clone, Debug)]
@@ -779,7 +779,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::domain::allocation_candidates::world::{Capacities, Provider};
+    use crate::view::world::{Capacities, Provider};
 
     const VCPU: i32 = 0;
     const DISK_GB: i32 = 2;

@@ -3,9 +3,10 @@
 //! functions over plain data.
 
 pub mod aggregates;
-pub mod allocation_candidates;
 pub mod allocations;
 pub mod capacity;
+pub mod changes;
+pub mod claims;
 pub mod consumers;
 pub mod inventories;
 pub mod reshaper;

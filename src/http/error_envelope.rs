@@ -44,6 +44,8 @@ fn explanation(status: StatusCode, request: &HttpRequest) -> String {
         // HTTPNotAcceptable has a template of its own (`body_template`).
         406 => String::new(),
         409 => "There was a conflict when trying to complete your request.".to_owned(),
+        // Only the change feed answers 410 (webob's HTTPGone).
+        410 => "This resource is no longer available.  No forwarding address is given.".to_owned(),
         413 => "The body of your request was too large for this server.".to_owned(),
         415 => {
             // `require_content` makes a missing (or empty) one 'None'.
@@ -178,8 +180,12 @@ pub fn render(
                         &accept,
                         no_escape,
                     )),
+                    // The extensions' codes show at any version: no
+                    // upstream client can ask for those paths.
                     code: version
-                        .filter(|version| version.at_least(microversion::ERROR_CODES))
+                        .filter(|version| {
+                            version.at_least(microversion::ERROR_CODES) || error.code.is_extension()
+                        })
                         .map(|_| error.code.as_str()),
                     request_id,
                     max_version: unacceptable_version.then(|| microversion::MAX.to_string()),

@@ -22,6 +22,7 @@ use crate::telemetry;
 
 pub mod cors;
 pub mod error_envelope;
+pub mod etag;
 pub mod framing;
 pub mod handlers;
 pub mod microversion;
@@ -214,8 +215,18 @@ pub async fn dispatch(
     let request_id = new_request_id();
     let mut outcome = Outcome::default();
     let result = handle(&request, payload, state.clone(), &mut outcome).await;
+    let route = match request.path() {
+        "/healthcheck" => "/healthcheck",
+        "/metrics" => "/metrics",
+        path => routes::template(&state.routes, path),
+    };
     let mut response = match result {
-        Ok(response) => response,
+        Ok(response) => etag::apply(
+            request.method(),
+            route,
+            request.headers().get(header::IF_NONE_MATCH),
+            response,
+        ),
         Err(Failure::Api {
             error,
             unacceptable_version,
@@ -283,11 +294,6 @@ pub async fn dispatch(
             .insert(header::WWW_AUTHENTICATE, value);
     }
     cors::add_response_headers(&state.config.cors, &request, response.headers_mut());
-    let route = match request.path() {
-        "/healthcheck" => "/healthcheck",
-        "/metrics" => "/metrics",
-        path => routes::template(&state.routes, path),
-    };
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     state

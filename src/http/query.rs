@@ -21,6 +21,11 @@ impl Query {
         }
     }
 
+    /// From pairs already decoded (a query given as JSON).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Query {
+        Query { pairs }
+    }
+
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
     }

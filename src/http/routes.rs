@@ -12,8 +12,8 @@ use futures_util::future::LocalBoxFuture;
 
 use super::Request;
 use super::handlers::{
-    aggregates, allocation_candidates, allocations, inventories, reshaper, resource_classes,
-    resource_providers, root, traits, usages,
+    aggregates, allocation_candidates, allocations, changes, claims, extensions, inventories,
+    reshaper, resource_classes, resource_providers, root, traits, usages,
 };
 use super::microversion::{self as mv, Microversion};
 use crate::errors::ApiError;
@@ -299,6 +299,20 @@ pub fn table() -> Vec<Route> {
         route(
             "/reshaper",
             vec![op!(POST, mv::RESHAPER, JsonBody, reshaper::reshape)],
+        ),
+        // This server's extensions: paths upstream does not have, served
+        // at every microversion (see api-ref/extensions.md).
+        route(
+            "/extensions",
+            vec![op!(GET, v1_0, AcceptJson, extensions::list_extensions)],
+        ),
+        route(
+            "/claims",
+            vec![op!(POST, v1_0, JsonBody, claims::create_claims)],
+        ),
+        route(
+            "/changes",
+            vec![op!(GET, v1_0, AcceptJson, changes::list_changes)],
         ),
     ]
 }

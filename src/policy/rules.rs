@@ -92,7 +92,17 @@ pub mod actions {
     /// `POST /reshaper`.
     pub const RESHAPER_RESHAPE: &str = "placement:reshaper:reshape";
 
-    /// Every registered rule, in upstream's registration order.
+    /// `GET /extensions` (this server's extension).
+    pub const EXTENSIONS_LIST: &str = "placement:extensions:list";
+    /// `POST /claims` (this server's extension).
+    pub const CLAIMS_CREATE: &str = "placement:claims:create";
+    /// `GET /changes` (this server's extension).
+    pub const CHANGES_LIST: &str = "placement:changes:list";
+
+    /// The rules of this server's extensions, registered after upstream's.
+    pub const EXTENSIONS: &[&str] = &[EXTENSIONS_LIST, CLAIMS_CREATE, CHANGES_LIST];
+
+    /// Every rule upstream registers, in upstream's registration order.
     pub const ALL: &[&str] = &[
         ADMIN_API,
         SERVICE_API,
@@ -168,9 +178,14 @@ const DEPRECATED_ADMIN: DeprecatedRule = DeprecatedRule {
     check_str: "role:admin",
 };
 
-/// Every rule placement registers, in upstream's registration order.
+/// Every rule placement registers, in upstream's registration order, then
+/// the extensions'.
 pub(crate) fn defaults() -> Vec<RuleDefault> {
-    actions::ALL.iter().map(|name| default_for(name)).collect()
+    actions::ALL
+        .iter()
+        .chain(actions::EXTENSIONS)
+        .map(|name| default_for(name))
+        .collect()
 }
 
 /// Upstream's `RuleDefault` for one registered name.
@@ -196,6 +211,8 @@ fn default_for(name: &'static str) -> RuleDefault {
         ),
         TOTAL_USAGES => (ADMIN_OR_PROJECT_READER_OR_SERVICE, PROJECT, None),
         RESHAPER_RESHAPE => (SERVICE, PROJECT, None),
+        // Like `GET /`: any caller may learn what the server offers.
+        EXTENSIONS_LIST => ("@", PROJECT, None),
         // Every other `placement:*` rule.
         _ => (ADMIN_OR_SERVICE, PROJECT, None),
     };
@@ -215,8 +232,9 @@ mod tests {
     #[test]
     fn registers_every_action_once_in_order() {
         let names: Vec<&str> = defaults().iter().map(|rule| rule.name).collect();
-        assert_eq!(names, actions::ALL);
-        assert_eq!(names.len(), 38);
+        assert_eq!(names[..actions::ALL.len()], *actions::ALL);
+        assert_eq!(names[actions::ALL.len()..], *actions::EXTENSIONS);
+        assert_eq!(actions::ALL.len(), 38);
         let unique: HashSet<&str> = names.iter().copied().collect();
         assert_eq!(unique.len(), names.len());
     }
@@ -240,7 +258,8 @@ mod tests {
             .filter(|rule| rule.check_str == "rule:admin_or_service_api")
             .map(|rule| rule.name)
             .collect();
-        assert_eq!(admin_or_service.len(), 31);
+        // The extensions' claims and changes rules join upstream's 31.
+        assert_eq!(admin_or_service.len(), 33);
         assert!(
             admin_or_service
                 .iter()

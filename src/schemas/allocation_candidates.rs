@@ -10,14 +10,14 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::domain::allocation_candidates::request::{AllocationRequest, Candidates};
-use crate::domain::allocation_candidates::world::{ClassId, Provider, ProviderId, TraitId, World};
 use crate::errors::ErrorCode;
 use crate::http::microversion::{self as mv, Microversion};
 use crate::schemas::common::{GROUP_PATTERN, GROUP_PATTERN_1_33};
 use crate::schemas::query::{
     self as grammar, MemberOf, MemberOfRules, QueryError, RequiredTraits, TraitRules,
 };
+use crate::view::request::{AllocationRequest, Candidates};
+use crate::view::world::{ClassId, Provider, ProviderId, TraitId, World};
 
 // --- query schemas ----------------------------------------------------------
 

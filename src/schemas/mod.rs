@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod allocation_candidates;
 pub mod allocations;
+pub mod claims;
 pub mod common;
 pub mod inventories;
 pub mod query;

@@ -373,6 +373,7 @@ pub mod migrations {
 
 pub mod aggregates;
 pub mod allocations;
+pub mod changes;
 pub mod connection_url;
 pub mod consumers;
 pub mod inventories;

@@ -5,6 +5,7 @@ mod support;
 
 mod allocations;
 mod bad_input;
+mod change_feed;
 mod claim_rules;
 mod claims;
 mod failover;
@@ -19,6 +20,8 @@ mod policy_matrix;
 mod protocol;
 mod providers;
 mod resource_providers;
+mod scheduling;
+mod scheduling_concurrency;
 mod standard_data;
 mod status;
 mod switchover;

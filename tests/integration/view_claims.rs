@@ -5,7 +5,6 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Uuid as SqlUuid};
-use placement::domain::allocation_candidates::cache::WorldCache;
 use placement::domain::allocations::{self, ConsumerAllocations, Origin, ProviderResources};
 use placement::domain::consumers::{ConsumerIdentity, ExpectedGeneration};
 use placement::errors::DomainError;
@@ -13,6 +12,7 @@ use placement::storage::allocations::{
     ClaimWithinView, NewAllocation, UsageCeiling, claim_within_view,
 };
 use placement::storage::inventories::InventoryValues;
+use placement::view::cache::WorldCache;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

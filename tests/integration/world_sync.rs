@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Uuid as SqlUuid, Varchar};
-use placement::domain::allocation_candidates::cache::WorldCache;
+use placement::view::cache::WorldCache;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

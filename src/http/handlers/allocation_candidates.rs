@@ -8,12 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use actix_web::HttpResponse;
 
 use crate::config::GenerationStrategy;
-use crate::domain::allocation_candidates::engine;
-use crate::domain::allocation_candidates::request::{
-    AggregateFilter, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
-    TraitFilter,
-};
-use crate::domain::allocation_candidates::world::{AggregateId, ClassId, TraitId, World};
 use crate::errors::ApiError;
 use crate::http::Request;
 use crate::http::microversion::{self as mv, Microversion};
@@ -24,6 +18,12 @@ use crate::schemas::allocation_candidates::{
     parse_candidates_query,
 };
 use crate::schemas::query::{MemberOf, RequiredTraits};
+use crate::view::engine;
+use crate::view::request::{
+    AggregateFilter, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
+    TraitFilter,
+};
+use crate::view::world::{AggregateId, ClassId, TraitId, World};
 
 /// `GET /allocation_candidates` (1.10): the allocation requests that
 /// satisfy the request groups, and a summary of the providers involved.
@@ -73,7 +73,7 @@ pub async fn list_allocation_candidates(request: Request) -> Result<HttpResponse
 /// nothing satisfies, an unknown `in_tree` provider, a requested amount no
 /// provider has room for); later names are then not checked, as upstream
 /// does not look them up.
-fn resolve(
+pub(crate) fn resolve(
     world: &World,
     query: &CandidatesQuery,
     version: Microversion,
@@ -294,10 +294,10 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::domain::allocation_candidates::request::AllocationRequest;
-    use crate::domain::allocation_candidates::world::{Capacities, Provider};
     use crate::domain::capacity::Limits;
     use crate::schemas::allocation_candidates::parse_candidates_query;
+    use crate::view::request::AllocationRequest;
+    use crate::view::world::{Capacities, Provider};
 
     const VCPU: ClassId = 0;
     const DISK_GB: ClassId = 2;

@@ -5,6 +5,9 @@
 pub mod aggregates;
 pub mod allocation_candidates;
 pub mod allocations;
+pub mod changes;
+pub mod claims;
+pub mod extensions;
 pub mod inventories;
 pub mod reshaper;
 pub mod resource_classes;

@@ -9,14 +9,12 @@ use uuid::Uuid;
 
 use super::generate;
 use crate::config::GenerationStrategy;
-use crate::domain::allocation_candidates::request::{
+use crate::domain::capacity::Limits;
+use crate::view::request::{
     AggregateFilter, AllocationRequest, CandidateRequest, Candidates, EngineOptions, GroupPolicy,
     RequestGroup, TraitFilter,
 };
-use crate::domain::allocation_candidates::world::{
-    AggregateId, Capacities, ClassId, Provider, ProviderId, TraitId, World,
-};
-use crate::domain::capacity::Limits;
+use crate::view::world::{AggregateId, Capacities, ClassId, Provider, ProviderId, TraitId, World};
 
 const VCPU: ClassId = 1;
 const MEMORY: ClassId = 2;
@@ -1065,6 +1063,28 @@ proptest! {
             for candidate in &answer.allocation_requests {
                 prop_assert!(expected.contains(&key(&answer, candidate)));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// The flat shortcut gives the search's answers, in its order, where
+    /// it applies (one unsuffixed group, no trees, no sharing providers).
+    #[test]
+    fn the_flat_shortcut_answers_as_the_search(world in world_strategy(), request in request_strategy(), limit in prop::option::of(1usize..4)) {
+        let mut request = request;
+        request.groups.retain(|group| group.suffix.is_none());
+        request.same_subtree.clear();
+        request.limit = limit;
+        if let Some(flat) = super::generate_flat(&world, &request, &options()) {
+            let searched = generate(&world, &request, &options());
+            let keys = |answer: &Candidates| -> Vec<Key> {
+                answer.allocation_requests.iter().map(|r| key(answer, r)).collect()
+            };
+            prop_assert_eq!(keys(&flat), keys(&searched));
+            prop_assert!(flat.summary_providers.is_empty());
         }
     }
 }

@@ -26,12 +26,12 @@
 //! in turn. Upstream's order is its hash-set order, i.e. undefined.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::BuildHasher;
 
 use super::request::{
     AllocationRequest, CandidateRequest, Candidates, EngineOptions, GroupPolicy, RequestGroup,
     TraitFilter, providers_of,
 };
+use super::rng::Rng;
 use super::world::{ClassId, Provider, ProviderId, TraitId, World};
 use crate::config::GenerationStrategy;
 
@@ -157,6 +157,93 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
         suffixes: plan.suffixes,
         summary_providers,
     }
+}
+
+/// `generate` for the commonest shape, without the search: one
+/// unsuffixed group in a world with neither trees nor sharing providers,
+/// where every provider that fits is one answer and its own root. Same
+/// answers in the same order as `generate` (without `randomize`), but the
+/// summaries are left empty: a caller that renders a subset of the
+/// answers (`view::placement::subset`) names its own. `None` for any
+/// other shape.
+pub fn generate_flat(
+    world: &World,
+    request: &CandidateRequest,
+    options: &EngineOptions,
+) -> Option<Candidates> {
+    let [group] = request.groups.as_slice() else {
+        return None;
+    };
+    let sharing = world
+        .sharing_trait()
+        .is_some_and(|held| world.holders(held).next().is_some());
+    if group.suffix.is_some()
+        || options.randomize
+        || world.has_trees()
+        || sharing
+        || !request.same_subtree.is_empty()
+        || !request.nested_aware
+    {
+        return None;
+    }
+    let mut answers = Candidates {
+        suffixes: vec![String::new()],
+        ..Candidates::default()
+    };
+    let resourceless = group.resources.is_empty();
+    if resourceless && group.traits.all_of.is_empty() && group.member_of.all_of.is_empty() {
+        return Some(answers);
+    }
+    let tree_root = match group.in_tree {
+        Some(id) => match world.provider(id) {
+            Some(provider) => Some(provider.root),
+            None => return Some(answers),
+        },
+        None => None,
+    };
+    let mut amounts: BTreeMap<ClassId, i64> = BTreeMap::new();
+    for (class, amount) in &group.resources {
+        *amounts.entry(*class).or_insert(0) += amount;
+    }
+    let stop_at = [
+        request.limit.filter(|limit| *limit > 0),
+        options.max_candidates.map(|max| max.max(1)),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    for id in world.roots() {
+        let Some(provider) = world.provider(id) else {
+            continue;
+        };
+        let fits = resourceless
+            || (tree_root.is_none_or(|tree| tree == provider.root)
+                && group
+                    .resources
+                    .iter()
+                    .all(|(class, amount)| provider.can_allocate(*class, *amount)));
+        if !(fits
+            && traits_match(&request.root_traits, &provider.traits)
+            && traits_match(&group.traits, &provider.traits)
+            && all_of_match(&group.member_of.all_of, &provider.aggregates)
+            && group.member_of.forbidden.is_disjoint(&provider.aggregates))
+        {
+            continue;
+        }
+        let start = (answers.amounts.len(), answers.mapped.len());
+        answers
+            .amounts
+            .extend(amounts.iter().map(|(class, amount)| (id, *class, *amount)));
+        answers.mapped.push((0, id));
+        answers.allocation_requests.push(AllocationRequest {
+            allocations: start.0..answers.amounts.len(),
+            mappings: start.1..answers.mapped.len(),
+        });
+        if stop_at.is_some_and(|stop| answers.allocation_requests.len() >= stop) {
+            break;
+        }
+    }
+    Some(answers)
 }
 
 /// What every group needs to know about the world, computed once.
@@ -971,30 +1058,5 @@ impl Sink<'_> {
     fn full(&self) -> bool {
         self.max_candidates.is_some_and(|max| self.produced >= max)
             || self.stop_at.is_some_and(|limit| self.kept.len() >= limit)
-    }
-}
-
-/// A small splitmix64 generator seeded from the process's hash keys: enough
-/// to shuffle candidates, no dependency needed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        Rng(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
     }
 }

@@ -4,6 +4,7 @@
 //! keeps it in step with PostgreSQL; tests build it by hand.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use smallvec::SmallVec;
 use uuid::Uuid;
@@ -125,10 +126,32 @@ impl Capacities {
     }
 }
 
+/// Hashes a provider id with one multiplication: ids are the database's
+/// serial numbers, not attacker-chosen, and the engine and ranking look a
+/// provider up for every candidate they consider.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i32(&mut self, id: i32) {
+        self.0 = u64::from(id as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Everything the engine needs, indexed for it.
 #[derive(Clone, Debug, Default)]
 pub struct World {
-    providers: HashMap<ProviderId, Provider>,
+    providers: HashMap<ProviderId, Provider, BuildHasherDefault<IdHasher>>,
     by_uuid: HashMap<Uuid, ProviderId>,
     children: HashMap<ProviderId, BTreeSet<ProviderId>>,
     members: HashMap<AggregateId, BTreeSet<ProviderId>>,
@@ -232,6 +255,15 @@ impl World {
             self.holders.entry(*held).or_default().insert(provider.id);
         }
         self.providers.insert(provider.id, provider);
+    }
+
+    /// Adds `amount` to the usage of `class` on provider `id` (where it
+    /// has inventory of it): a claim placed but not yet written.
+    pub fn add_usage(&mut self, id: ProviderId, class: ClassId, amount: i64) {
+        if let Some(provider) = self.providers.get_mut(&id) {
+            let used = provider.used(class);
+            provider.capacities.set_used(class, used + amount);
+        }
     }
 
     /// Removes a provider (a no-op when absent).
