@@ -818,7 +818,7 @@ fn provider_reads_answer_304_to_a_matching_etag() {
     let shown: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(shown["generation"], generation(&client, &provider));
 
-    // The other reads of the contract.
+    // The other GETs that carry a tag (api-ref/changes.md).
     for path in [
         "/resource_providers".to_owned(),
         format!("{path}/inventories"),
