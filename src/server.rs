@@ -13,6 +13,7 @@ use actix_web::{App, web};
 
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
+use crate::domain::claim_queue::ClaimQueue;
 use crate::errors::DomainError;
 use crate::http;
 use crate::policy::Enforcer;
@@ -97,6 +98,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartupError> {
         policy,
         routes: http::routes::table(),
         world,
+        claims: ClaimQueue::default(),
         metrics,
     })
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::domain::claim_queue::ClaimQueue;
+use crate::errors::ApiError;
 use crate::http::routes::Route;
 use crate::policy::Enforcer;
 use crate::storage::Database;
@@ -20,5 +22,7 @@ pub struct AppState {
     pub routes: Vec<Route>,
     /// The in-memory view `GET /allocation_candidates` reads.
     pub world: WorldCache,
+    /// `POST /claims` waiting to be written in one batch.
+    pub claims: ClaimQueue<ApiError>,
     pub metrics: Arc<Metrics>,
 }

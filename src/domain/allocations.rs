@@ -134,10 +134,31 @@ pub fn replace_all(
 
 /// A claim settled against the in-memory view: the providers to lock,
 /// what each checked inventory must still be, and the rows to insert.
-struct SettledClaim {
+pub(crate) struct SettledClaim {
     provider_ids: Vec<i32>,
     ceilings: Vec<UsageCeiling>,
     rows: Vec<NewAllocation>,
+}
+
+impl SettledClaim {
+    /// The allocations it writes.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &NewAllocation> {
+        self.rows.iter()
+    }
+
+    /// The conditional write of `write` (the one write it was settled
+    /// from).
+    pub(crate) fn as_claim<'a>(&'a self, write: &'a ConsumerAllocations) -> ClaimWithinView<'a> {
+        ClaimWithinView {
+            consumer_uuid: write.consumer_uuid,
+            project_external_id: &write.identity.project_id,
+            user_external_id: &write.identity.user_id,
+            consumer_type: write.identity.consumer_type.as_deref(),
+            provider_ids: &self.provider_ids,
+            ceilings: &self.ceilings,
+            rows: &self.rows,
+        }
+    }
 }
 
 /// Settles `writes` against the view when they create one consumer (no
@@ -145,7 +166,10 @@ struct SettledClaim {
 /// the view knows, and whose amounts pass the capacity check at the
 /// view's usage. `None` leaves the write, and any error it deserves, to
 /// the full path.
-fn settle_against_view(world: &World, writes: &[ConsumerAllocations]) -> Option<SettledClaim> {
+pub(crate) fn settle_against_view(
+    world: &World,
+    writes: &[ConsumerAllocations],
+) -> Option<SettledClaim> {
     let [write] = writes else {
         return None;
     };
@@ -202,16 +226,8 @@ fn claim_from_view(
     let (Some(settled), [write]) = (settle_against_view(&view.read(), writes), writes) else {
         return Ok(false);
     };
-    let claim = ClaimWithinView {
-        consumer_uuid: write.consumer_uuid,
-        project_external_id: &write.identity.project_id,
-        user_external_id: &write.identity.user_id,
-        consumer_type: write.identity.consumer_type.as_deref(),
-        provider_ids: &settled.provider_ids,
-        ceilings: &settled.ceilings,
-        rows: &settled.rows,
-    };
-    match store::claim_within_view(connection, &claim).map_err(StorageError::from) {
+    match store::claim_within_view(connection, &settled.as_claim(write)).map_err(StorageError::from)
+    {
         Ok(claimed) => {
             if !claimed {
                 tracing::debug!("the view's check no longer holds; full allocation write");

@@ -75,7 +75,7 @@ fn consumer_exists(uuid: Uuid) -> DomainError {
     )
 }
 
-fn contention(attempts: u32) -> DomainError {
+pub(crate) fn contention(attempts: u32) -> DomainError {
     DomainError::conflict(
         ErrorCode::ClaimContention,
         format!(
@@ -85,7 +85,7 @@ fn contention(attempts: u32) -> DomainError {
     )
 }
 
-fn shortfall(shortfall: Shortfall) -> DomainError {
+pub(crate) fn shortfall(shortfall: Shortfall) -> DomainError {
     match shortfall {
         Shortfall::NothingFits(_) => no_candidates(),
         Shortfall::Affinity(_) => affinity_unmet(),
@@ -94,7 +94,7 @@ fn shortfall(shortfall: Shortfall) -> DomainError {
 
 /// The write of `placements` for `consumers`: new consumers
 /// (`consumer_generation: null`).
-fn writes_of(
+pub(crate) fn writes_of(
     world: &World,
     consumers: &[NewConsumer],
     placements: &[Placement],

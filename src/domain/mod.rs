@@ -6,6 +6,7 @@ pub mod aggregates;
 pub mod allocations;
 pub mod capacity;
 pub mod changes;
+pub mod claim_queue;
 pub mod claims;
 pub mod consumers;
 pub mod inventories;

@@ -631,3 +631,147 @@ pub fn claim_within_view(
     .get_result(connection)?;
     Ok(row.claimed)
 }
+
+/// How `claims_within_view` ended for one claim of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Written,
+    /// The consumer was not created: it exists, or its project, user or
+    /// type is new (the full write path decides).
+    ConsumerNotCreated,
+    /// A checked inventory changed or its usage passed the ceiling.
+    Stale,
+}
+
+#[derive(QueryableByName)]
+struct BatchRow {
+    #[diesel(sql_type = Array<diesel::sql_types::SmallInt>)]
+    outcomes: Vec<i16>,
+    #[diesel(sql_type = Array<BigInt>)]
+    change_seqs: Vec<i64>,
+    #[diesel(sql_type = Array<Integer>)]
+    bumped_providers: Vec<i32>,
+    #[diesel(sql_type = Array<Integer>)]
+    generations: Vec<i32>,
+}
+
+/// What a batch wrote: each claim's outcome, in order, and what applying
+/// it to a view takes.
+#[derive(Debug)]
+pub struct BatchWritten {
+    pub outcomes: Vec<BatchOutcome>,
+    /// The change-log rows the batch's transaction wrote.
+    pub change_seqs: Vec<i64>,
+    /// `(provider, generation)` as the batch left them.
+    pub generations: Vec<(i32, i32)>,
+}
+
+/// Writes a batch of claims in one statement and one commit: each as
+/// `claim_within_view` would, in order, counting the usage of the claims
+/// written before it. See the `claim_batches` migration.
+///
+/// ```sql
+/// SELECT outcomes, change_seqs, bumped_providers, generations
+/// FROM claims_within_view($1, ..., $19)
+/// ```
+pub fn claims_within_view(
+    connection: &mut Connection,
+    claims: &[ClaimWithinView<'_>],
+) -> QueryResult<BatchWritten> {
+    let mut provider_ids: Vec<i32> = claims
+        .iter()
+        .flat_map(|claim| claim.provider_ids.iter().copied())
+        .collect();
+    provider_ids.sort_unstable();
+    provider_ids.dedup();
+    // Claims are numbered from 1, as PostgreSQL's arrays.
+    let numbered = || (1..).zip(claims);
+    let checked: Vec<(i32, &UsageCeiling)> = numbered()
+        .flat_map(|(number, claim)| claim.ceilings.iter().map(move |ceiling| (number, ceiling)))
+        .collect();
+    let rows: Vec<(i32, &NewAllocation)> = numbered()
+        .flat_map(|(number, claim)| claim.rows.iter().map(move |row| (number, row)))
+        .collect();
+    let inventory = |value: fn(&InventoryValues) -> i64| -> Vec<i64> {
+        checked.iter().map(|(_, c)| value(&c.inventory)).collect()
+    };
+    let row: BatchRow = Prepared(
+        diesel::sql_query(
+            "SELECT outcomes, change_seqs, bumped_providers, generations \
+             FROM claims_within_view($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                                     $14, $15, $16, $17, $18, $19)",
+        )
+        .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.consumer_uuid).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            claims
+                .iter()
+                .map(|c| c.project_external_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            claims
+                .iter()
+                .map(|c| c.user_external_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            claims.iter().map(|c| c.consumer_type).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(&provider_ids)
+        .bind::<Array<Integer>, _>(checked.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(
+            checked
+                .iter()
+                .map(|(_, c)| c.provider_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(checked.iter().map(|(_, c)| c.class_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(inventory(|i| i.total))
+        .bind::<Array<BigInt>, _>(inventory(|i| i.reserved))
+        .bind::<Array<BigInt>, _>(inventory(|i| i.min_unit))
+        .bind::<Array<BigInt>, _>(inventory(|i| i.max_unit))
+        .bind::<Array<BigInt>, _>(inventory(|i| i.step_size))
+        .bind::<Array<Double>, _>(
+            checked
+                .iter()
+                .map(|(_, c)| c.inventory.allocation_ratio)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(
+            checked
+                .iter()
+                .map(|(_, c)| c.most_usage)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(rows.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(
+            rows.iter()
+                .map(|(_, r)| r.resource_provider_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(
+            rows.iter()
+                .map(|(_, r)| r.resource_class_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(rows.iter().map(|(_, r)| r.used).collect::<Vec<_>>()),
+    )
+    .get_result(connection)?;
+    Ok(BatchWritten {
+        outcomes: row
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                0 => BatchOutcome::Written,
+                1 => BatchOutcome::ConsumerNotCreated,
+                _ => BatchOutcome::Stale,
+            })
+            .collect(),
+        change_seqs: row.change_seqs,
+        generations: row
+            .bumped_providers
+            .into_iter()
+            .zip(row.generations)
+            .collect(),
+    })
+}

@@ -23,10 +23,10 @@
 //! as of its last logged change. Candidates never show generations.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::world::{Capacities, Provider, ProviderId, World};
+use super::world::{Capacities, ClassId, Provider, ProviderId, World};
 use crate::domain::inventories::limits_of_values;
 use crate::errors::DomainError;
 use crate::storage::Connection;
@@ -51,6 +51,37 @@ pub struct WorldCache {
     world: RwLock<World>,
     sync: Mutex<SyncState>,
     last_prune: Mutex<Option<Instant>>,
+}
+
+/// Usage of one class on one provider.
+type Usage = (ProviderId, ClassId, i64);
+
+/// The view, locked for a batch's placements: usage added through it is
+/// taken back when it is dropped, so the view never shows more than the
+/// database committed.
+pub struct Scratch<'a> {
+    world: RwLockWriteGuard<'a, World>,
+    added: Vec<Usage>,
+}
+
+impl Scratch<'_> {
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// Counts `amount` of `class` as used on `provider` until the drop.
+    pub fn add_usage(&mut self, provider: ProviderId, class: ClassId, amount: i64) {
+        self.world.add_usage(provider, class, amount);
+        self.added.push((provider, class, amount));
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        for (provider, class, amount) in self.added.drain(..) {
+            self.world.add_usage(provider, class, -amount);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +134,46 @@ impl WorldCache {
     /// The current view, for reading.
     pub fn read(&self) -> RwLockReadGuard<'_, World> {
         self.world.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a write this process committed without reading it back:
+    /// the usage it added and the generations it set, its change rows
+    /// `seqs` marked as applied so that the refresh reading them reloads
+    /// nothing for them (another change to the same provider still
+    /// reloads it). Only when no refresh has read those rows yet (they
+    /// all became visible at once, at commit): one that has reloaded the
+    /// providers with the write in them, and the write is left alone.
+    pub fn apply_own_commit(
+        &self,
+        seqs: &[i64],
+        usage: &[Usage],
+        generations: &[(ProviderId, i32)],
+    ) {
+        let mut sync = self.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(cursor) = sync.cursor.as_mut() else {
+            return;
+        };
+        if seqs.iter().any(|seq| cursor.has_read(*seq)) {
+            return;
+        }
+        cursor.applied.extend(seqs.iter().copied());
+        let mut world = self.world.write().unwrap_or_else(PoisonError::into_inner);
+        for (provider, class, amount) in usage {
+            world.add_usage(*provider, *class, *amount);
+        }
+        for (provider, generation) in generations {
+            world.set_generation(*provider, *generation);
+        }
+    }
+
+    /// The view lent for placing a batch of claims one after another,
+    /// each seeing the usage of those before it, without copying it; see
+    /// `Scratch`.
+    pub fn scratch(&self) -> Scratch<'_> {
+        Scratch {
+            world: self.world.write().unwrap_or_else(PoisonError::into_inner),
+            added: Vec::new(),
+        }
     }
 
     /// Reads the change log after `cursor` (one statement), then what the
@@ -240,6 +311,9 @@ struct ChangeCursor {
     /// The pruning mark when last looked at.
     pruned_seen: i64,
     gaps: BTreeMap<i64, Gap>,
+    /// Change rows of this process's own writes, applied already
+    /// (`WorldCache::apply_own_commit`) and not yet read.
+    applied: BTreeSet<i64>,
 }
 
 /// What one read of the change log asks to reload.
@@ -273,7 +347,14 @@ impl ChangeCursor {
             last_seq: head.last_seq.max(head.pruned_through),
             pruned_seen: head.pruned_through,
             gaps,
+            applied: BTreeSet::new(),
         }
+    }
+
+    /// True when the row `seq` has been read: at or below the last seq
+    /// and not a gap.
+    fn has_read(&self, seq: i64) -> bool {
+        seq <= self.last_seq && !self.gaps.contains_key(&seq)
     }
 
     fn gap_list(&self) -> Vec<i64> {
@@ -333,6 +414,9 @@ impl ChangeCursor {
                 self.last_seq = seq;
             } else {
                 self.gaps.remove(&seq);
+            }
+            if self.applied.remove(&seq) {
+                continue;
             }
             match row.provider_id {
                 Some(id) => {
@@ -480,6 +564,7 @@ mod tests {
             last_seq,
             pruned_seen: 0,
             gaps: BTreeMap::new(),
+            applied: BTreeSet::new(),
         }
     }
 

@@ -159,91 +159,122 @@ pub fn generate(world: &World, request: &CandidateRequest, options: &EngineOptio
     }
 }
 
-/// `generate` for the commonest shape, without the search: one
-/// unsuffixed group in a world with neither trees nor sharing providers,
-/// where every provider that fits is one answer and its own root. Same
-/// answers in the same order as `generate` (without `randomize`), but the
-/// summaries are left empty: a caller that renders a subset of the
-/// answers (`view::placement::subset`) names its own. `None` for any
-/// other shape.
-pub fn generate_flat(
-    world: &World,
-    request: &CandidateRequest,
-    options: &EngineOptions,
-) -> Option<Candidates> {
-    let [group] = request.groups.as_slice() else {
-        return None;
-    };
-    let sharing = world
-        .sharing_trait()
-        .is_some_and(|held| world.holders(held).next().is_some());
-    if group.suffix.is_some()
-        || options.randomize
-        || world.has_trees()
-        || sharing
-        || !request.same_subtree.is_empty()
-        || !request.nested_aware
-    {
-        return None;
-    }
-    let mut answers = Candidates {
-        suffixes: vec![String::new()],
-        ..Candidates::default()
-    };
-    let resourceless = group.resources.is_empty();
-    if resourceless && group.traits.all_of.is_empty() && group.member_of.all_of.is_empty() {
-        return Some(answers);
-    }
-    let tree_root = match group.in_tree {
-        Some(id) => match world.provider(id) {
-            Some(provider) => Some(provider.root),
-            None => return Some(answers),
-        },
-        None => None,
-    };
-    let mut amounts: BTreeMap<ClassId, i64> = BTreeMap::new();
-    for (class, amount) in &group.resources {
-        *amounts.entry(*class).or_insert(0) += amount;
-    }
-    let stop_at = [
-        request.limit.filter(|limit| *limit > 0),
-        options.max_candidates.map(|max| max.max(1)),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    for id in world.roots() {
-        let Some(provider) = world.provider(id) else {
-            continue;
+/// The commonest shape: one unsuffixed group in a world with neither
+/// trees nor sharing providers, where every provider that fits is one
+/// answer and its own root, so no search is needed. Built by `of`, which
+/// answers `None` for any other shape. Its answers are those of
+/// `generate`, in ascending provider id, with `limit` set aside.
+pub struct FlatShape<'r> {
+    group: &'r RequestGroup,
+    root_traits: &'r TraitFilter,
+    /// The root `in_tree` names; `None` when not filtering.
+    tree_root: Option<ProviderId>,
+    /// The group's amounts summed by class, ascending by class.
+    amounts: Vec<(ClassId, i64)>,
+    /// No provider can answer (an unknown `in_tree`, or nothing asked).
+    matches_nothing: bool,
+    /// `max_candidates` alone: how many answers, in order, exist at all.
+    max_candidates: Option<usize>,
+}
+
+impl<'r> FlatShape<'r> {
+    pub fn of(
+        world: &World,
+        request: &'r CandidateRequest,
+        options: &EngineOptions,
+    ) -> Option<FlatShape<'r>> {
+        let [group] = request.groups.as_slice() else {
+            return None;
         };
-        let fits = resourceless
-            || (tree_root.is_none_or(|tree| tree == provider.root)
+        let sharing = world
+            .sharing_trait()
+            .is_some_and(|held| world.holders(held).next().is_some());
+        if group.suffix.is_some()
+            || options.randomize
+            || world.has_trees()
+            || sharing
+            || !request.same_subtree.is_empty()
+            || !request.nested_aware
+        {
+            return None;
+        }
+        let resourceless = group.resources.is_empty();
+        let mut matches_nothing =
+            resourceless && group.traits.all_of.is_empty() && group.member_of.all_of.is_empty();
+        let tree_root = match group.in_tree {
+            Some(id) => match world.provider(id) {
+                Some(provider) => Some(provider.root),
+                None => {
+                    matches_nothing = true;
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut amounts: BTreeMap<ClassId, i64> = BTreeMap::new();
+        for (class, amount) in &group.resources {
+            *amounts.entry(*class).or_insert(0) += amount;
+        }
+        // Upstream stops once it holds max_allocation_candidates, checked
+        // after adding, so 0 still lets one through.
+        let max_candidates = options.max_candidates.map(|max| max.max(1));
+        Some(FlatShape {
+            group,
+            root_traits: &request.root_traits,
+            tree_root,
+            amounts: amounts.into_iter().collect(),
+            matches_nothing,
+            max_candidates,
+        })
+    }
+
+    pub fn matches_nothing(&self) -> bool {
+        self.matches_nothing
+    }
+
+    /// How many answers exist at most, `limit` set aside.
+    pub fn max_candidates(&self) -> Option<usize> {
+        self.max_candidates
+    }
+
+    /// True when `provider` (a root, as every provider of such a world is)
+    /// is an answer. Not meaningful when `matches_nothing`.
+    pub fn admits(&self, provider: &Provider) -> bool {
+        let group = self.group;
+        let fits = group.resources.is_empty()
+            || (self.tree_root.is_none_or(|tree| tree == provider.root)
                 && group
                     .resources
                     .iter()
                     .all(|(class, amount)| provider.can_allocate(*class, *amount)));
-        if !(fits
-            && traits_match(&request.root_traits, &provider.traits)
+        fits && traits_match(self.root_traits, &provider.traits)
             && traits_match(&group.traits, &provider.traits)
             && all_of_match(&group.member_of.all_of, &provider.aggregates)
-            && group.member_of.forbidden.is_disjoint(&provider.aggregates))
-        {
-            continue;
-        }
+            && group.member_of.forbidden.is_disjoint(&provider.aggregates)
+    }
+
+    /// Appends the answer of provider `id` to `answers`.
+    pub fn push_answer(&self, answers: &mut Candidates, id: ProviderId) {
         let start = (answers.amounts.len(), answers.mapped.len());
-        answers
-            .amounts
-            .extend(amounts.iter().map(|(class, amount)| (id, *class, *amount)));
+        answers.amounts.extend(
+            self.amounts
+                .iter()
+                .map(|(class, amount)| (id, *class, *amount)),
+        );
         answers.mapped.push((0, id));
         answers.allocation_requests.push(AllocationRequest {
             allocations: start.0..answers.amounts.len(),
             mappings: start.1..answers.mapped.len(),
         });
-        if stop_at.is_some_and(|stop| answers.allocation_requests.len() >= stop) {
-            break;
+    }
+
+    /// An answer set with no answers yet, keyed as this shape's are.
+    pub fn no_answers() -> Candidates {
+        Candidates {
+            suffixes: vec![String::new()],
+            ..Candidates::default()
         }
     }
-    Some(answers)
 }
 
 /// What every group needs to know about the world, computed once.

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::affinity::Constraints;
-use super::engine;
+use super::engine::{self, FlatShape};
 use super::rank::{self, Ask, Ranked, Ranking, Weigher};
 use super::request::{
     AllocationRequest, CandidateRequest, Candidates, EngineOptions, providers_of,
@@ -107,11 +107,6 @@ fn ranked(
     constraints: &Constraints,
     rng: &mut Rng,
 ) -> (Candidates, Ranking) {
-    let unlimited = CandidateRequest {
-        limit: None,
-        ..request.clone()
-    };
-    let candidates = candidates_of(world, &unlimited, options);
     let considered = request.limit.unwrap_or(usize::MAX);
     // Filtering alternates by aggregate may skip any number of hosts.
     let count = if ask.alternates_within.is_some() {
@@ -119,27 +114,36 @@ fn ranked(
     } else {
         considered.min(ask.alternates.saturating_add(1))
     };
-    let ranking = rank::rank(
-        world,
-        &candidates,
-        &Ask {
-            weighers: ask.weighers,
-            constraints,
-            count,
-            distinct_hosts: true,
-            shuffle_best: ask.shuffle_best,
-            host_subset_size: ask.host_subset_size,
-        },
-        rng,
-    );
-    (candidates, ranking)
+    let ask = Ask {
+        weighers: ask.weighers,
+        constraints,
+        count,
+        distinct_hosts: true,
+        shuffle_best: ask.shuffle_best,
+        host_subset_size: ask.host_subset_size,
+    };
+    rank_everything(world, request, options, &ask, rng)
 }
 
-/// The engine's answers; the flat shortcut when it applies (summaries
-/// are made for the subset rendered).
-fn candidates_of(world: &World, request: &CandidateRequest, options: &EngineOptions) -> Candidates {
-    engine::generate_flat(world, request, options)
-        .unwrap_or_else(|| engine::generate(world, request, options))
+/// Every candidate of `request`, its `limit` set aside, ranked by `ask`:
+/// fused with generation when the shape allows (`rank::rank_flat`).
+fn rank_everything(
+    world: &World,
+    request: &CandidateRequest,
+    options: &EngineOptions,
+    ask: &Ask<'_>,
+    rng: &mut Rng,
+) -> (Candidates, Ranking) {
+    let unlimited = CandidateRequest {
+        limit: None,
+        ..request.clone()
+    };
+    if let Some(shape) = FlatShape::of(world, &unlimited, options) {
+        return rank::rank_flat(world, &shape, ask, rng);
+    }
+    let candidates = engine::generate(world, &unlimited, options);
+    let ranking = rank::rank(world, &candidates, ask, rng);
+    (candidates, ranking)
 }
 
 /// `dry_run`: every candidate ranked (not one per host), the best
@@ -152,25 +156,15 @@ pub fn preview(
     constraints: &Constraints,
     rng: &mut Rng,
 ) -> (Candidates, Ranking) {
-    let unlimited = CandidateRequest {
-        limit: None,
-        ..request.clone()
+    let ask = Ask {
+        weighers: ask.weighers,
+        constraints,
+        count: request.limit.unwrap_or(usize::MAX),
+        distinct_hosts: false,
+        shuffle_best: ask.shuffle_best,
+        host_subset_size: ask.host_subset_size,
     };
-    let candidates = candidates_of(world, &unlimited, options);
-    let ranking = rank::rank(
-        world,
-        &candidates,
-        &Ask {
-            weighers: ask.weighers,
-            constraints,
-            count: request.limit.unwrap_or(usize::MAX),
-            distinct_hosts: false,
-            shuffle_best: ask.shuffle_best,
-            host_subset_size: ask.host_subset_size,
-        },
-        rng,
-    );
-    (candidates, ranking)
+    rank_everything(world, request, options, &ask, rng)
 }
 
 /// True when hosts `a` and `b` (root providers) are both in one of

@@ -13,6 +13,7 @@ use std::collections::hash_map::Entry;
 use super::affinity::Constraints;
 use smallvec::SmallVec;
 
+use super::engine::FlatShape;
 use super::request::Candidates;
 use super::rng::Rng;
 use super::world::{ClassId, Provider, ProviderId, TraitId, World};
@@ -156,6 +157,104 @@ pub fn rank(world: &World, candidates: &Candidates, ask: &Ask<'_>, rng: &mut Rng
     }
 }
 
+/// `rank` fused with generation for a `FlatShape`: one pass over the
+/// providers in storage order reads each one's fit and weigher values
+/// without building an answer for it; answers are built for the ranked
+/// few only. The same ranking as `rank` over `generate`'s answers (ties
+/// go to the lower provider id, the engine's order), but the returned
+/// `Candidates` hold just the ranked candidates, in rank order, and each
+/// `Ranked::index` points into them.
+pub fn rank_flat(
+    world: &World,
+    shape: &FlatShape<'_>,
+    ask: &Ask<'_>,
+    rng: &mut Rng,
+) -> (Candidates, Ranking) {
+    let soft = ask.constraints.soft_weigher();
+    let measures = ask.weighers.len() + usize::from(soft.is_some());
+    let multipliers: Vec<f64> = ask
+        .weighers
+        .iter()
+        .map(|weigher| weigher.multiplier)
+        .chain(soft)
+        .collect();
+
+    // Pass one: the answers, with their raw weigher values.
+    let mut answers: Vec<(ProviderId, usize)> = Vec::new();
+    let mut raw: Vec<f64> = Vec::new();
+    if !shape.matches_nothing() {
+        for provider in world.providers() {
+            if !shape.admits(provider) {
+                continue;
+            }
+            answers.push((provider.id, raw.len()));
+            raw.extend(ask.weighers.iter().map(|weigher| {
+                provider
+                    .capacities
+                    .get(weigher.class)
+                    .map_or(0.0, |capacity| {
+                        capacity.limits.capacity() - capacity.used as f64
+                    })
+            }));
+        }
+    }
+    // The engine stops at `max_candidates` answers in id order.
+    if let Some(max) = shape.max_candidates()
+        && answers.len() > max
+    {
+        answers.select_nth_unstable_by_key(max - 1, |(id, _)| *id);
+        answers.truncate(max);
+    }
+    let before = answers.len();
+    answers.retain(|(id, _)| ask.constraints.allows(*id));
+    let refused_by_affinity = before - answers.len();
+
+    // Each measure's range over the admitted answers.
+    let value = |(id, at): (ProviderId, usize), measure: usize| match ask.weighers.len() {
+        weighers if measure < weighers => raw[at + measure],
+        _ => f64::from(ask.constraints.members_on(id)),
+    };
+    let mut lowest = vec![f64::INFINITY; measures];
+    let mut highest = vec![f64::NEG_INFINITY; measures];
+    for answer in &answers {
+        for measure in 0..measures {
+            let value = value(*answer, measure);
+            lowest[measure] = lowest[measure].min(value);
+            highest[measure] = highest[measure].max(value);
+        }
+    }
+
+    // Pass two: weights; the provider id stands for the engine's index
+    // until the ranked few are built.
+    let mut values = vec![0.0; measures];
+    let entries: Vec<Ranked> = answers
+        .iter()
+        .map(|answer| {
+            for (measure, slot) in values.iter_mut().enumerate() {
+                *slot = value(*answer, measure);
+            }
+            Ranked {
+                index: answer.0 as usize,
+                host: answer.0,
+                weight: weigh(&values, &lowest, &highest, &multipliers),
+            }
+        })
+        .collect();
+    let mut ranked = select(entries, ask, rng);
+    let mut candidates = FlatShape::no_answers();
+    for (position, entry) in ranked.iter_mut().enumerate() {
+        shape.push_answer(&mut candidates, entry.host);
+        entry.index = position;
+    }
+    (
+        candidates,
+        Ranking {
+            ranked,
+            refused_by_affinity,
+        },
+    )
+}
+
 /// Nova's weighted sum of normalised values.
 fn weigh(values: &[f64], lowest: &[f64], highest: &[f64], multipliers: &[f64]) -> f64 {
     let mut weight = 0.0;
@@ -186,6 +285,9 @@ fn select(entries: Vec<Ranked>, ask: &Ask<'_>, rng: &mut Rng) -> Vec<Ranked> {
         let (mut ties, rest): (Vec<Ranked>, Vec<Ranked>) = entries
             .into_iter()
             .partition(|entry| entry.weight.total_cmp(&best) == Ordering::Equal);
+        // In the engine's order, so that a seed draws the same hosts
+        // whatever order the entries came in.
+        ties.sort_unstable_by_key(|entry| entry.index);
         // A partial Fisher-Yates: only the places kept are drawn.
         let drawn = wanted.min(ties.len());
         for place in 0..drawn {

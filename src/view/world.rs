@@ -266,6 +266,13 @@ impl World {
         }
     }
 
+    /// Sets the generation of provider `id` (where it is known).
+    pub fn set_generation(&mut self, id: ProviderId, generation: i32) {
+        if let Some(provider) = self.providers.get_mut(&id) {
+            provider.generation = generation;
+        }
+    }
+
     /// Removes a provider (a no-op when absent).
     pub fn remove_provider(&mut self, id: ProviderId) {
         let Some(old) = self.providers.remove(&id) else {

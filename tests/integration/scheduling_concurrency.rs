@@ -315,3 +315,173 @@ fn anti_affinity_claims_racing_on_several_processes_hold() {
         project.body
     );
 }
+
+/// Claims without affinity rules are written in batches (one statement
+/// for the claims a process received meanwhile): raced through several
+/// processes until nothing fits, they fill every provider exactly, every
+/// 200 shows in the usages, and a claim naming a consumer that exists is
+/// refused and writes nothing.
+#[test]
+fn batched_claims_racing_on_several_processes_fill_capacity_exactly() {
+    const PROVIDERS: usize = 6;
+    const VCPU_PER_PROVIDER: i64 = 60;
+    const PLAIN_CLIENTS: usize = 30;
+    let database = TestDatabase::new();
+    let processes: Vec<ServerProcess> = (0..PROCESSES)
+        .map(|_| ServerProcess::start(&database.url(), 8))
+        .collect();
+    let admin = processes[0].client.clone();
+    let providers: Vec<String> = (0..PROVIDERS)
+        .map(|index| {
+            provider(
+                &admin,
+                &format!("batch-{index}"),
+                json!({
+                    "VCPU": {"total": VCPU_PER_PROVIDER, "max_unit": 4},
+                    "MEMORY_MB": {"total": 1_048_576, "max_unit": 65536}
+                }),
+            )
+        })
+        .collect();
+    let claim = |client: &Client, consumer: Uuid| {
+        client.post(
+            "/claims",
+            &json!({
+                "consumers": [{
+                    "uuid": consumer.to_string(),
+                    "project_id": "batch-project",
+                    "user_id": "batch-user",
+                    "consumer_type": "INSTANCE"
+                }],
+                "query": {"resources": "VCPU:1,MEMORY_MB:64"},
+                "weighers": {"VCPU": 1.0},
+                "alternates": 2
+            }),
+        )
+    };
+    let deadline = Instant::now() + RUN;
+    let workers: Vec<_> = (0..PLAIN_CLIENTS)
+        .map(|worker| {
+            let client = processes[worker % PROCESSES].client.clone();
+            std::thread::spawn(move || {
+                let mut outcomes: Vec<Outcome> = Vec::new();
+                let mut duplicates: Vec<(u16, String)> = Vec::new();
+                while Instant::now() < deadline {
+                    let consumer = Uuid::new_v4();
+                    let reply = claim(&client, consumer);
+                    let code = reply.error_code();
+                    let done = reply.status == 409 && code == "placement.claims.no_candidates";
+                    if reply.status == 200 && outcomes.len().is_multiple_of(4) {
+                        let again = claim(&client, consumer);
+                        duplicates.push((again.status, again.error_code()));
+                    }
+                    outcomes.push(Outcome {
+                        round: 0,
+                        slot: worker,
+                        consumer,
+                        status: reply.status,
+                        code,
+                        allocations: reply.body["claims"][0]["allocations"].clone(),
+                    });
+                    if done {
+                        break;
+                    }
+                }
+                (outcomes, duplicates)
+            })
+        })
+        .collect();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut duplicates: Vec<(u16, String)> = Vec::new();
+    for worker in workers {
+        let (mine, again) = worker.join().expect("client thread");
+        outcomes.extend(mine);
+        duplicates.extend(again);
+    }
+
+    let unexpected: Vec<(u16, &str)> = outcomes
+        .iter()
+        .filter(|outcome| {
+            !(outcome.status == 200
+                || (outcome.status == 409
+                    && [
+                        "placement.claims.no_candidates",
+                        "placement.claims.contention",
+                    ]
+                    .contains(&outcome.code.as_str())))
+        })
+        .map(|outcome| (outcome.status, outcome.code.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    // Placement comes first: once nothing fits, a duplicate is told so.
+    for (status, code) in &duplicates {
+        assert!(
+            *status == 409
+                && [
+                    "placement.claims.consumer_exists",
+                    "placement.claims.no_candidates"
+                ]
+                .contains(&code.as_str()),
+            "a claim for an existing consumer: {status} {code}"
+        );
+    }
+    assert!(
+        duplicates
+            .iter()
+            .any(|(_, code)| code == "placement.claims.consumer_exists"),
+        "{duplicates:?}"
+    );
+    let claimed: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == 200).collect();
+    eprintln!(
+        "batched claims: {PROCESSES} processes, {PLAIN_CLIENTS} clients, {} requests, {} claimed, \
+         {} duplicates refused",
+        outcomes.len(),
+        claimed.len(),
+        duplicates.len()
+    );
+    assert_eq!(
+        claimed.len() as i64,
+        PROVIDERS as i64 * VCPU_PER_PROVIDER,
+        "the claims fill the capacity exactly"
+    );
+
+    let mut claimed_per_provider: HashMap<String, i64> = HashMap::new();
+    for outcome in &outcomes {
+        let shown = admin.get(&format!("/allocations/{}", outcome.consumer));
+        assert_eq!(shown.status, 200, "{:?}", shown.body);
+        let allocations = shown.body["allocations"].as_object().expect("allocations");
+        if outcome.status != 200 {
+            assert!(
+                allocations.is_empty(),
+                "refused claim wrote {allocations:?}"
+            );
+            continue;
+        }
+        assert_eq!(allocations.len(), 1, "{allocations:?}");
+        for (provider, held) in allocations {
+            assert_eq!(
+                held["resources"],
+                outcome.allocations[provider.as_str()]["resources"],
+                "claim as answered and as stored"
+            );
+            *claimed_per_provider.entry(provider.clone()).or_default() +=
+                held["resources"]["VCPU"].as_i64().unwrap_or(0);
+        }
+    }
+    for provider in &providers {
+        let used = usages(&admin, provider);
+        assert_eq!(used.get("VCPU").copied(), Some(VCPU_PER_PROVIDER));
+        assert_eq!(
+            claimed_per_provider.get(provider).copied(),
+            Some(VCPU_PER_PROVIDER),
+            "every 200 on {provider} shows in its usage"
+        );
+    }
+    let project = admin.get("/usages?project_id=batch-project");
+    assert_eq!(
+        project.body["usages"]["INSTANCE"]["consumer_count"].as_u64(),
+        Some(claimed.len() as u64),
+        "{:?}",
+        project.body
+    );
+}

@@ -5,15 +5,18 @@
 //! and writes; the answer is rendered as candidates are.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
+use actix_web::web::Data;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::allocation_candidates::resolve;
+use crate::domain::claim_queue::{Order, Resolved};
 use crate::domain::claims::{self as domain, Claim, NewConsumer};
 use crate::domain::consumers::ConsumerIdentity;
-use crate::errors::ApiError;
+use crate::errors::{ApiError, DomainError};
 use crate::http::Request;
 use crate::http::microversion as mv;
 use crate::http::query::Query;
@@ -22,8 +25,10 @@ use crate::schemas::allocation_candidates::{
     CandidatesBody, CandidatesQuery, ResponseForm, list_query_schema, parse_candidates_query,
 };
 use crate::schemas::claims::{CLAIMS_BODY, ClaimView, ClaimsView, PreviewView};
+use crate::state::AppState;
+use crate::storage::{Connection, StorageError};
 use crate::view::affinity::{Policy, Rules, ServerGroup};
-use crate::view::placement::{self, Placement, PlacementAsk};
+use crate::view::placement::{self, Placement};
 use crate::view::rank::{Ranked, Weigher};
 use crate::view::request::{Candidates, EngineOptions};
 use crate::view::rng::Rng;
@@ -168,6 +173,25 @@ fn weighers_of(world: &World, named: &[(String, f64)]) -> Result<Vec<Weigher>, A
         .collect()
 }
 
+/// A claim's query resolved against `world`.
+fn resolved(world: &World, parsed: &Parsed, options: EngineOptions) -> Result<Resolved, ApiError> {
+    Ok(Resolved {
+        request: resolve(world, &parsed.query, mv::MAX)?,
+        options,
+        weighers: weighers_of(world, &parsed.weighers)?,
+        limit: parsed.query.limit,
+        alternates: parsed.alternates,
+        alternates_within: parsed.alternates_within.as_ref().map(|uuids| {
+            uuids
+                .iter()
+                .filter_map(|uuid| world.aggregate_id(uuid))
+                .collect::<BTreeSet<AggregateId>>()
+        }),
+        shuffle_best: parsed.shuffle_best,
+        host_subset_size: parsed.host_subset_size,
+    })
+}
+
 /// `POST /claims`: 200 with the claims (or, for `dry_run`, the ranked
 /// candidates); 400 for a bad body or query; 409 with a code of its own
 /// when nothing fits, a consumer exists, affinity cannot be met or the
@@ -184,67 +208,110 @@ pub async fn create_claims(request: Request) -> Result<HttpResponse, ApiError> {
     };
     let attempts = config.allocation_conflict_retry_count;
     let state = request.state.clone();
-    let answer = request
-        .state
-        .db
-        .run(move |connection| {
-            state.world.refresh(connection)?;
-            let (candidate_request, weighers, within) = {
-                let world = state.world.read();
-                let candidate_request = resolve(&world, &parsed.query, mv::MAX)?;
-                let weighers = weighers_of(&world, &parsed.weighers)?;
-                let within: Option<BTreeSet<AggregateId>> =
-                    parsed.alternates_within.as_ref().map(|uuids| {
-                        uuids
-                            .iter()
-                            .filter_map(|uuid| world.aggregate_id(uuid))
-                            .collect()
-                    });
-                (candidate_request, weighers, within)
-            };
-            let ask = PlacementAsk {
-                weighers: &weighers,
-                limit: parsed.query.limit,
-                alternates: parsed.alternates,
-                alternates_within: within.as_ref(),
-                shuffle_best: parsed.shuffle_best,
-                host_subset_size: parsed.host_subset_size,
-            };
-            if parsed.dry_run {
-                let constraints = domain::constraints_now(connection, &parsed.rules)?;
-                let world = state.world.read();
-                let Some(candidate_request) = candidate_request else {
-                    return Ok(preview_json(&world, &parsed, &Candidates::default(), &[]));
-                };
-                let (candidates, ranking) = placement::preview(
-                    &world,
-                    &candidate_request,
-                    &options,
-                    &ask,
-                    &constraints,
-                    &mut Rng::seeded(),
-                );
-                return Ok(preview_json(&world, &parsed, &candidates, &ranking.ranked));
-            }
-            let Some(candidate_request) = candidate_request else {
-                return Err(domain::no_candidates().into());
-            };
-            let claim = Claim {
-                consumers: &parsed.consumers,
-                request: &candidate_request,
-                options: &options,
-                ask,
-                rules: &parsed.rules,
-                attempts,
-            };
-            let claimed = domain::claim(connection, &state.world, &claim, &|| {
-                state.metrics.conflict_retries(1)
-            })?;
-            let world = state.world.read();
-            Ok::<_, ApiError>(claims_json(&world, &parsed, &claimed.placements))
-        })
-        .await?;
+    let answer = if !parsed.dry_run && parsed.rules.is_empty() && parsed.consumers.len() == 1 {
+        claim_in_batch(state, parsed, options, attempts).await?
+    } else {
+        request
+            .state
+            .db
+            .run(move |connection| claim_or_preview(connection, &state, &parsed, options, attempts))
+            .await?
+    };
     Ok(request.json_bytes_ok(answer, None))
+}
+
+/// One new consumer without affinity rules: queued and written with the
+/// claims that arrive with it (`domain::claim_queue`).
+async fn claim_in_batch(
+    state: Data<AppState>,
+    parsed: Parsed,
+    options: EngineOptions,
+    attempts: u32,
+) -> Result<Vec<u8>, ApiError> {
+    let parsed = Arc::new(parsed);
+    let order = Order {
+        consumer: parsed.consumers[0].clone(),
+        resolve: Box::new({
+            let parsed = Arc::clone(&parsed);
+            move |world| resolved(world, &parsed, options)
+        }),
+        attempts,
+    };
+    let (outcome, leadership) = state.claims.submit(order);
+    if let Some(leadership) = leadership {
+        // This request writes the batches, its own claim among them, in
+        // a task of its own: its answer, as every other's, arrives through
+        // `outcome` as soon as its batch is written, not when the queue
+        // is empty.
+        let leader = state.clone();
+        actix_web::rt::spawn(async move {
+            let db = leader.db.clone();
+            let led = db
+                .run(move |connection| {
+                    leadership.lead(connection, &leader.world, &|| {
+                        leader.metrics.conflict_retries(1)
+                    });
+                    Ok::<_, ApiError>(())
+                })
+                .await;
+            if let Err(error) = led {
+                tracing::warn!(detail = %error.detail, "could not write a batch of claims");
+            }
+        });
+    }
+    let claimed = outcome.await.map_err(|_| {
+        ApiError::from(DomainError::Storage(StorageError::Unavailable(
+            "the claim's batch could not be written".to_owned(),
+        )))
+    })??;
+    let world = state.world.read();
+    Ok(claims_json(&world, &parsed, &claimed.placements))
+}
+
+/// Everything but a batched claim: a `dry_run`, several consumers or
+/// affinity rules.
+fn claim_or_preview(
+    connection: &mut Connection,
+    state: &AppState,
+    parsed: &Parsed,
+    options: EngineOptions,
+    attempts: u32,
+) -> Result<Vec<u8>, ApiError> {
+    state.world.refresh(connection)?;
+    let resolved = resolved(&state.world.read(), parsed, options)?;
+    let ask = resolved.ask();
+    if parsed.dry_run {
+        let constraints = domain::constraints_now(connection, &parsed.rules)?;
+        let world = state.world.read();
+        let Some(candidate_request) = &resolved.request else {
+            return Ok(preview_json(&world, parsed, &Candidates::default(), &[]));
+        };
+        let (candidates, ranking) = placement::preview(
+            &world,
+            candidate_request,
+            &options,
+            &ask,
+            &constraints,
+            &mut Rng::seeded(),
+        );
+        return Ok(preview_json(&world, parsed, &candidates, &ranking.ranked));
+    }
+    let Some(candidate_request) = &resolved.request else {
+        return Err(domain::no_candidates().into());
+    };
+    let claim = Claim {
+        consumers: &parsed.consumers,
+        request: candidate_request,
+        options: &options,
+        ask,
+        rules: &parsed.rules,
+        attempts,
+    };
+    let claimed = domain::claim(connection, &state.world, &claim, &|| {
+        state.metrics.conflict_retries(1)
+    })?;
+    let world = state.world.read();
+    Ok(claims_json(&world, parsed, &claimed.placements))
 }
 
 /// One rendered candidate set: its allocation requests and summaries, as

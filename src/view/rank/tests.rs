@@ -8,11 +8,11 @@ use std::collections::{BTreeSet, HashMap};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use super::{Ask, Ranked, Weigher, by_weight, rank};
+use super::{Ask, Ranked, Weigher, by_weight, rank, rank_flat};
 use crate::config::GenerationStrategy;
 use crate::domain::capacity::Limits;
 use crate::view::affinity::{Constraints, Policy, Rules, ServerGroup};
-use crate::view::engine::generate;
+use crate::view::engine::{FlatShape, generate};
 use crate::view::placement::{self, PlacementAsk, Shortfall};
 use crate::view::request::{CandidateRequest, Candidates, EngineOptions, RequestGroup};
 use crate::view::rng::Rng;
@@ -394,6 +394,51 @@ proptest! {
             (Err(got), Some(expected)) => prop_assert_eq!(got, expected),
             (got, expected) => prop_assert!(false, "got {:?}, expected {:?}", got.map(|p| p.len()), expected),
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Fused with generation on a flat world, ranking answers as ranking
+    /// the engine's answers does: the same candidates, weights, refusals
+    /// and, for a seed, the same shuffle and subset picks.
+    #[test]
+    fn the_flat_ranking_answers_as_ranking_the_engines_answers(
+        hosts in prop::collection::vec(hosts_strategy().prop_map(|hosts| hosts[0].0), 1..30),
+        weighers in weighers_strategy(),
+        count in 0usize..8,
+        distinct in any::<bool>(),
+        shuffle_best in prop::bool::weighted(0.3),
+        host_subset_size in prop::sample::select(vec![1usize, 1, 2, 4]),
+        max_candidates in prop::option::of(0usize..6),
+        (rules, placed) in constraints_strategy(),
+        amounts in (1i64..4, 256i64..1024),
+        seed in any::<u64>(),
+    ) {
+        let flat: Vec<HostSpec> = hosts.into_iter().map(|spec| (spec, false)).collect();
+        let world = world_of(&flat);
+        let request = request_for(amounts.0, amounts.1);
+        let options = EngineOptions { max_candidates, ..options() };
+        let constraints = Constraints::new(&rules, &hosts_of(&placed));
+        let ask = Ask { shuffle_best, host_subset_size, ..ask(&weighers, &constraints, count, distinct) };
+
+        let candidates = generate(&world, &request, &options);
+        let expected = rank(&world, &candidates, &ask, &mut Rng::from_seed(seed));
+        let shape = FlatShape::of(&world, &request, &options).expect("a flat world and query");
+        let (fused, got) = rank_flat(&world, &shape, &ask, &mut Rng::from_seed(seed));
+
+        prop_assert_eq!(got.refused_by_affinity, expected.refused_by_affinity);
+        let answers = |candidates: &Candidates, ranking: &[Ranked]| -> Vec<_> {
+            ranking
+                .iter()
+                .map(|entry| {
+                    let request = &candidates.allocation_requests[entry.index];
+                    (entry.host, entry.weight, candidates.allocation_map(request), candidates.mapping_map(request))
+                })
+                .collect()
+        };
+        prop_assert_eq!(answers(&fused, &got.ranked), answers(&candidates, &expected.ranked));
     }
 }
 
