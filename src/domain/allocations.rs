@@ -141,11 +141,6 @@ pub(crate) struct SettledClaim {
 }
 
 impl SettledClaim {
-    /// The allocations it writes.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = &NewAllocation> {
-        self.rows.iter()
-    }
-
     /// The conditional write of `write` (the one write it was settled
     /// from).
     pub(crate) fn as_claim<'a>(&'a self, write: &'a ConsumerAllocations) -> ClaimWithinView<'a> {

@@ -29,11 +29,18 @@ use crate::storage::StorageError;
 use crate::storage::allocations::{self as store, BatchOutcome};
 use crate::view::affinity::{Constraints, Rules};
 use crate::view::cache::WorldCache;
-use crate::view::placement::{self, Placement, PlacementAsk};
+use crate::view::placement::{Placement, PlacementAsk};
 use crate::view::rank::Weigher;
 use crate::view::request::{CandidateRequest, EngineOptions};
 use crate::view::rng::Rng;
 use crate::view::world::{AggregateId, World};
+
+/// Queued claims have no affinity rules.
+static NO_RULES: Rules = Rules {
+    different_host: Vec::new(),
+    same_host: Vec::new(),
+    group: None,
+};
 
 /// The most claims written by one statement.
 const MOST_PER_BATCH: usize = 64;
@@ -88,23 +95,17 @@ struct Queue<E> {
     leading: bool,
 }
 
-struct Shared<E> {
-    queue: Mutex<Queue<E>>,
-}
-
 pub struct ClaimQueue<E> {
-    shared: Arc<Shared<E>>,
+    queue: Arc<Mutex<Queue<E>>>,
 }
 
 impl<E> Default for ClaimQueue<E> {
     fn default() -> Self {
         ClaimQueue {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue {
-                    waiting: VecDeque::new(),
-                    leading: false,
-                }),
-            }),
+            queue: Arc::new(Mutex::new(Queue {
+                waiting: VecDeque::new(),
+                leading: false,
+            })),
         }
     }
 }
@@ -114,7 +115,7 @@ impl<E> Default for ClaimQueue<E> {
 /// connection could be had, or a panic), it answers every waiting claim
 /// with an error and frees the duty, so no claim waits for nobody.
 pub struct Leadership<E> {
-    shared: Arc<Shared<E>>,
+    queue: Arc<Mutex<Queue<E>>>,
     /// Set once `lead` has handed the duty back.
     finished: bool,
 }
@@ -127,11 +128,7 @@ impl<E: From<DomainError>> ClaimQueue<E> {
         order: Order<E>,
     ) -> (oneshot::Receiver<Result<Claimed, E>>, Option<Leadership<E>>) {
         let (reply, outcome) = oneshot::channel();
-        let mut queue = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.waiting.push_back(Waiting {
             order,
             tried: 0,
@@ -141,7 +138,7 @@ impl<E: From<DomainError>> ClaimQueue<E> {
         queue.leading = true;
         drop(queue);
         let leadership = lead.then(|| Leadership {
-            shared: Arc::clone(&self.shared),
+            queue: Arc::clone(&self.queue),
             finished: false,
         });
         (outcome, leadership)
@@ -150,10 +147,7 @@ impl<E: From<DomainError>> ClaimQueue<E> {
 
 impl<E> Leadership<E> {
     fn lock(&self) -> MutexGuard<'_, Queue<E>> {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -256,36 +250,28 @@ fn write_batch<E: From<DomainError>>(
                 answer(waiting, Err(E::from(claims::no_candidates())));
                 continue;
             };
-            let mut rng = Rng::seeded();
-            let placements = match placement::place(
+            let claim = claim_of(&waiting, &resolved, request);
+            let placed_writes = claims::place_with_writes(
                 scratch.world(),
-                request,
-                &resolved.options,
-                &resolved.ask(),
+                &claim,
                 &Constraints::default(),
-                1,
-                &mut rng,
-            ) {
-                Ok(placements) => placements,
-                Err(shortfall) => {
-                    answer(waiting, Err(E::from(claims::shortfall(shortfall))));
+                &mut Rng::seeded(),
+            );
+            let (placements, mut writes) = match placed_writes {
+                Ok(placed_writes) => placed_writes,
+                Err(error) => {
+                    answer(waiting, Err(E::from(error)));
                     continue;
                 }
             };
-            let consumers = std::slice::from_ref(&waiting.order.consumer);
-            let write = claims::writes_of(scratch.world(), consumers, &placements).remove(0);
-            let Some(settled) = settle_against_view(scratch.world(), std::slice::from_ref(&write))
-            else {
+            let Some(settled) = settle_against_view(scratch.world(), &writes) else {
                 full_path.push(waiting);
                 continue;
             };
-            for placement in &placements {
-                let candidates = &placement.candidates;
-                let chosen = &candidates.allocation_requests[placement.chosen.index];
-                for (provider, class, amount) in candidates.allocations(chosen) {
-                    scratch.add_usage(*provider, *class, *amount);
-                }
+            for (provider, class, amount) in placements.iter().flat_map(Placement::claimed) {
+                scratch.add_usage(*provider, *class, *amount);
             }
+            let write = writes.remove(0);
             placed.push(Placed {
                 waiting,
                 placements,
@@ -309,9 +295,7 @@ fn write_batch<E: From<DomainError>>(
                 for placed in placed {
                     match outcomes.next().unwrap_or(BatchOutcome::Stale) {
                         BatchOutcome::Written => {
-                            usage.extend(placed.settled.rows().map(|row| {
-                                (row.resource_provider_id, row.resource_class_id, row.used)
-                            }));
+                            usage.extend(placed.placements.iter().flat_map(Placement::claimed));
                             claimed.push((placed.waiting, placed.placements));
                         }
                         BatchOutcome::ConsumerNotCreated => full_path.push(placed.waiting),
@@ -365,15 +349,29 @@ fn claim_alone<E: From<DomainError>>(
     let Some(request) = &resolved.request else {
         return Err(E::from(claims::no_candidates()));
     };
-    let claim = Claim {
+    claims::claim(
+        connection,
+        view,
+        &claim_of(waiting, &resolved, request),
+        on_retry,
+    )
+    .map_err(E::from)
+}
+
+/// The claim of a queued consumer, with the attempts it has left.
+fn claim_of<'a, E>(
+    waiting: &'a Waiting<E>,
+    resolved: &'a Resolved,
+    request: &'a CandidateRequest,
+) -> Claim<'a> {
+    Claim {
         consumers: std::slice::from_ref(&waiting.order.consumer),
         request,
         options: &resolved.options,
         ask: resolved.ask(),
-        rules: &Rules::default(),
+        rules: &NO_RULES,
         attempts: waiting.order.attempts.saturating_sub(waiting.tried),
-    };
-    claims::claim(connection, view, &claim, on_retry).map_err(E::from)
+    }
 }
 
 /// A refresh's failure, for every claim of the batch.

@@ -85,16 +85,38 @@ pub(crate) fn contention(attempts: u32) -> DomainError {
     )
 }
 
-pub(crate) fn shortfall(shortfall: Shortfall) -> DomainError {
+fn shortfall(shortfall: Shortfall) -> DomainError {
     match shortfall {
         Shortfall::NothingFits(_) => no_candidates(),
         Shortfall::Affinity(_) => affinity_unmet(),
     }
 }
 
+/// `claim`'s consumers placed on `world` under `constraints`, with the
+/// write that claims them.
+pub(crate) fn place_with_writes(
+    world: &World,
+    claim: &Claim<'_>,
+    constraints: &Constraints,
+    rng: &mut Rng,
+) -> Result<(Vec<Placement>, Vec<ConsumerAllocations>), DomainError> {
+    let placements = placement::place(
+        world,
+        claim.request,
+        claim.options,
+        &claim.ask,
+        constraints,
+        claim.consumers.len(),
+        rng,
+    )
+    .map_err(shortfall)?;
+    let writes = writes_of(world, claim.consumers, &placements);
+    Ok((placements, writes))
+}
+
 /// The write of `placements` for `consumers`: new consumers
 /// (`consumer_generation: null`).
-pub(crate) fn writes_of(
+fn writes_of(
     world: &World,
     consumers: &[NewConsumer],
     placements: &[Placement],
@@ -103,10 +125,8 @@ pub(crate) fn writes_of(
         .iter()
         .zip(placements)
         .map(|(consumer, placement)| {
-            let candidates = &placement.candidates;
-            let request = &candidates.allocation_requests[placement.chosen.index];
             let mut parts: Vec<ProviderResources> = Vec::new();
-            for (provider, class, amount) in candidates.allocations(request) {
+            for (provider, class, amount) in placement.claimed() {
                 let uuid = world
                     .provider(*provider)
                     .map(|p| p.uuid.to_string())
@@ -204,21 +224,8 @@ fn attempt_unlocked(
     claim: &Claim<'_>,
     rng: &mut Rng,
 ) -> Result<Attempt, DomainError> {
-    let (placements, writes) = {
-        let world = view.read();
-        let placements = placement::place(
-            &world,
-            claim.request,
-            claim.options,
-            &claim.ask,
-            &Constraints::default(),
-            claim.consumers.len(),
-            rng,
-        )
-        .map_err(shortfall)?;
-        let writes = writes_of(&world, claim.consumers, &placements);
-        (placements, writes)
-    };
+    let (placements, writes) =
+        place_with_writes(&view.read(), claim, &Constraints::default(), rng)?;
     let written = allocations::replace_all(connection, &writes, Origin::Batch, 1, view, &|| {});
     Ok(match settle(connection, claim, written)? {
         Settled::Written => Attempt::Written(Claimed { placements }),
@@ -250,21 +257,7 @@ fn attempt_under_locks(
         return Err(consumer_exists(existing.uuid).into());
     }
     let constraints = Constraints::new(claim.rules, &hosts_of);
-    let (placements, writes) = {
-        let world = view.read();
-        let placements = placement::place(
-            &world,
-            claim.request,
-            claim.options,
-            &claim.ask,
-            &constraints,
-            claim.consumers.len(),
-            rng,
-        )
-        .map_err(shortfall)?;
-        let writes = writes_of(&world, claim.consumers, &placements);
-        (placements, writes)
-    };
+    let (placements, writes) = place_with_writes(&view.read(), claim, &constraints, rng)?;
     let written = allocations::replace_in_transaction(transaction, &writes, Origin::Batch);
     match settle(transaction, claim, written)? {
         Settled::Written => Ok(Claimed { placements }),

@@ -12,7 +12,7 @@ use super::request::{
     AllocationRequest, CandidateRequest, Candidates, EngineOptions, providers_of,
 };
 use super::rng::Rng;
-use super::world::{AggregateId, ProviderId, World};
+use super::world::{AggregateId, ClassId, ProviderId, World};
 
 /// How to rank and what to return besides the chosen candidate.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +35,14 @@ pub struct Placement {
     pub candidates: Candidates,
     pub chosen: Ranked,
     pub alternates: Vec<Ranked>,
+}
+
+impl Placement {
+    /// The chosen candidate's `(provider, class, amount)`s.
+    pub fn claimed(&self) -> &[(ProviderId, ClassId, i64)] {
+        self.candidates
+            .allocations(&self.candidates.allocation_requests[self.chosen.index])
+    }
 }
 
 /// Why a consumer could not be placed.
@@ -81,18 +89,18 @@ pub fn place(
             .copied()
             .collect();
         constraints.record(chosen.host);
-        if consumer + 1 < consumers {
-            let next = scratch.get_or_insert_with(|| world.clone());
-            let claimed = &candidates.allocation_requests[chosen.index];
-            for (provider, class, amount) in candidates.allocations(claimed) {
-                next.add_usage(*provider, *class, *amount);
-            }
-        }
-        placements.push(Placement {
+        let placement = Placement {
             chosen: *chosen,
             alternates,
             candidates,
-        });
+        };
+        if consumer + 1 < consumers {
+            let next = scratch.get_or_insert_with(|| world.clone());
+            for (provider, class, amount) in placement.claimed() {
+                next.add_usage(*provider, *class, *amount);
+            }
+        }
+        placements.push(placement);
     }
     Ok(placements)
 }

@@ -42,6 +42,18 @@ struct Outcome {
     allocations: Value,
 }
 
+/// The outcomes that are neither a 200 nor a 409 with one of `codes`.
+fn unexpected<'a>(outcomes: &'a [Outcome], codes: &[&str]) -> Vec<(u16, &'a str)> {
+    outcomes
+        .iter()
+        .filter(|outcome| {
+            !(outcome.status == 200
+                || (outcome.status == 409 && codes.contains(&outcome.code.as_str())))
+        })
+        .map(|outcome| (outcome.status, outcome.code.as_str()))
+        .collect()
+}
+
 fn provider(client: &Client, name: &str, inventories: Value) -> String {
     let uuid = Uuid::new_v4().to_string();
     let created = client.post("/resource_providers", &json!({"name": name, "uuid": uuid}));
@@ -190,20 +202,14 @@ fn anti_affinity_claims_racing_on_several_processes_hold() {
     let affinity = count(409, "placement.claims.affinity");
     let no_candidates = count(409, "placement.claims.no_candidates");
     let contention = count(409, "placement.claims.contention");
-    let unexpected: Vec<(u16, &str)> = outcomes
-        .iter()
-        .filter(|outcome| {
-            !(outcome.status == 200
-                || (outcome.status == 409
-                    && [
-                        "placement.claims.affinity",
-                        "placement.claims.no_candidates",
-                        "placement.claims.contention",
-                    ]
-                    .contains(&outcome.code.as_str())))
-        })
-        .map(|outcome| (outcome.status, outcome.code.as_str()))
-        .collect();
+    let unexpected = unexpected(
+        &outcomes,
+        &[
+            "placement.claims.affinity",
+            "placement.claims.no_candidates",
+            "placement.claims.contention",
+        ],
+    );
     eprintln!(
         "claims: {PROCESSES} processes, {CLIENTS} clients, {} requests: 200 {claimed}, \
          409 affinity {affinity}, no_candidates {no_candidates}, contention {contention}, \
@@ -399,19 +405,13 @@ fn batched_claims_racing_on_several_processes_fill_capacity_exactly() {
         duplicates.extend(again);
     }
 
-    let unexpected: Vec<(u16, &str)> = outcomes
-        .iter()
-        .filter(|outcome| {
-            !(outcome.status == 200
-                || (outcome.status == 409
-                    && [
-                        "placement.claims.no_candidates",
-                        "placement.claims.contention",
-                    ]
-                    .contains(&outcome.code.as_str())))
-        })
-        .map(|outcome| (outcome.status, outcome.code.as_str()))
-        .collect();
+    let unexpected = unexpected(
+        &outcomes,
+        &[
+            "placement.claims.no_candidates",
+            "placement.claims.contention",
+        ],
+    );
     assert!(unexpected.is_empty(), "{unexpected:?}");
     // Placement comes first: once nothing fits, a duplicate is told so.
     for (status, code) in &duplicates {
