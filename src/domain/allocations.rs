@@ -193,6 +193,7 @@ pub(crate) fn settle_against_view(
         }
         ceilings.push(UsageCeiling {
             provider_id: demand.provider_id,
+            generation: provider.generation,
             class_id: demand.class_id,
             inventory: values_of(limits),
             most_usage,
@@ -858,6 +859,7 @@ mod tests {
             panic!("one inventory checked");
         };
         assert_eq!((ceiling.provider_id, ceiling.class_id), (7, VCPU));
+        assert_eq!(ceiling.generation, 3, "the view's, for the batch to trust");
         assert_eq!(ceiling.most_usage, 12, "16 - 4");
         assert_eq!(ceiling.inventory.total, 8);
         assert_eq!(ceiling.inventory.allocation_ratio, 2.0);

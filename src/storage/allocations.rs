@@ -553,6 +553,8 @@ pub fn insert_and_bump(
 /// most usage at which the check still passes.
 pub struct UsageCeiling {
     pub provider_id: i32,
+    /// The provider's generation in the view that made the check.
+    pub generation: i32,
     pub class_id: i32,
     pub inventory: InventoryValues,
     pub most_usage: i64,
@@ -662,17 +664,21 @@ pub struct BatchWritten {
     pub outcomes: Vec<BatchOutcome>,
     /// The change-log rows the batch's transaction wrote.
     pub change_seqs: Vec<i64>,
-    /// `(provider, generation)` as the batch left them.
+    /// `(provider, generation)` as the batch left them, for the providers
+    /// the view was at the generation of: a view behind on a provider has
+    /// not seen all of its usage and must not take its generation.
     pub generations: Vec<(i32, i32)>,
 }
 
 /// Writes a batch of claims in one statement and one commit: each as
 /// `claim_within_view` would, in order, counting the usage of the claims
-/// written before it. See the `claim_batches` migration.
+/// written before it, except that the check of a provider still at the
+/// view's generation stands without reading its usage. See the
+/// `claim_batches` and `claims_trust_generations` migrations.
 ///
 /// ```sql
 /// SELECT outcomes, change_seqs, bumped_providers, generations
-/// FROM claims_within_view($1, ..., $19)
+/// FROM claims_within_view($1, ..., $20)
 /// ```
 pub fn claims_within_view(
     connection: &mut Connection,
@@ -699,7 +705,7 @@ pub fn claims_within_view(
         diesel::sql_query(
             "SELECT outcomes, change_seqs, bumped_providers, generations \
              FROM claims_within_view($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                                     $14, $15, $16, $17, $18, $19)",
+                                     $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind::<Array<SqlUuid>, _>(claims.iter().map(|c| c.consumer_uuid).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(
@@ -723,6 +729,12 @@ pub fn claims_within_view(
             checked
                 .iter()
                 .map(|(_, c)| c.provider_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Integer>, _>(
+            checked
+                .iter()
+                .map(|(_, c)| c.generation)
                 .collect::<Vec<_>>(),
         )
         .bind::<Array<Integer>, _>(checked.iter().map(|(_, c)| c.class_id).collect::<Vec<_>>())

@@ -9,7 +9,8 @@ use placement::domain::allocations::{self, ConsumerAllocations, Origin, Provider
 use placement::domain::consumers::{ConsumerIdentity, ExpectedGeneration};
 use placement::errors::DomainError;
 use placement::storage::allocations::{
-    ClaimWithinView, NewAllocation, UsageCeiling, claim_within_view,
+    BatchOutcome, ClaimWithinView, NewAllocation, UsageCeiling, claim_within_view,
+    claims_within_view,
 };
 use placement::storage::inventories::InventoryValues;
 use placement::view::cache::WorldCache;
@@ -187,6 +188,7 @@ fn claim_within_view_writes_only_while_the_check_holds() {
     let claim = |inventory: InventoryValues, most_usage: i64, project: &'static str| {
         let ceilings = vec![UsageCeiling {
             provider_id: before.id,
+            generation: before.generation,
             class_id: VCPU,
             inventory,
             most_usage,
@@ -244,4 +246,83 @@ fn claim_within_view_writes_only_while_the_check_holds() {
     // The consumer exists now: a second claim for it is not this path's.
     assert!(!attempt(&mut connection, claim(inventory, 8, "project")));
     assert_eq!(vcpu_used(&client, &provider), 8);
+}
+
+/// A claim of 3 VCPU on `provider` for a new consumer, checked by a view
+/// that held `generation` for the provider and saw usage of at most
+/// `most_usage` before it.
+fn batch_claim(
+    connection: &mut PgConnection,
+    provider: &ProviderState,
+    generation: i32,
+    most_usage: i64,
+) -> placement::storage::allocations::BatchWritten {
+    let consumer = Uuid::new_v4();
+    let ceilings = [UsageCeiling {
+        provider_id: provider.id,
+        generation,
+        class_id: VCPU,
+        inventory: InventoryValues {
+            total: 16,
+            reserved: 0,
+            min_unit: 1,
+            max_unit: 16,
+            step_size: 1,
+            allocation_ratio: 1.0,
+        },
+        most_usage,
+    }];
+    let rows = [NewAllocation {
+        resource_provider_id: provider.id,
+        consumer_id: consumer,
+        resource_class_id: VCPU,
+        used: 3,
+    }];
+    claims_within_view(
+        connection,
+        &[ClaimWithinView {
+            consumer_uuid: consumer,
+            project_external_id: "project",
+            user_external_id: "user",
+            consumer_type: Some("INSTANCE"),
+            provider_ids: &[provider.id],
+            ceilings: &ceilings,
+            rows: &rows,
+        }],
+    )
+    .expect("statement runs")
+}
+
+#[test]
+fn a_batch_sums_usage_only_where_the_generation_moved_and_logs_each_provider_once() {
+    let server = TestServer::start();
+    let client = server.client();
+    let mut connection = server.database.connection();
+    let provider = provider_with_vcpu(&client, json!({"total": 16, "max_unit": 16}));
+    // Creates the project and user rows too.
+    claim_over_http(&client, &provider, 3);
+    let at = provider_state(&mut connection, &provider);
+
+    // A view one generation behind is checked against the database: the
+    // 3 VCPU used there leave no room under a ceiling of 2.
+    let behind = batch_claim(&mut connection, &at, at.generation - 1, 2);
+    assert_eq!(behind.outcomes, [BatchOutcome::Stale]);
+    assert_eq!(vcpu_used(&client, &provider), 3);
+
+    // Under a ceiling of 5 it fits; the view, behind, is not handed the
+    // generation it would hold without the usage it has not seen.
+    let behind = batch_claim(&mut connection, &at, at.generation - 1, 5);
+    assert_eq!(behind.outcomes, [BatchOutcome::Written]);
+    assert!(behind.generations.is_empty(), "{:?}", behind.generations);
+    assert_eq!(vcpu_used(&client, &provider), 6);
+
+    // A view at the provider's generation has seen every write that could
+    // raise its usage: its check stands, and it learns the next generation.
+    let at = provider_state(&mut connection, &provider);
+    let current = batch_claim(&mut connection, &at, at.generation, 13);
+    assert_eq!(current.outcomes, [BatchOutcome::Written]);
+    assert_eq!(current.generations, [(at.id, at.generation + 1)]);
+    assert_eq!(vcpu_used(&client, &provider), 9);
+    // One change row for the provider, not one per table the claim wrote.
+    assert_eq!(current.change_seqs.len(), 1, "{:?}", current.change_seqs);
 }
