@@ -4,6 +4,10 @@
 //! 2xx or a 4xx (never a 5xx: no deadlock, no unmapped error), and no
 //! provider ends up over capacity.
 
+use std::sync::{Arc, Barrier};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use serde_json::{Value, json};
 
 use crate::support::TestServer;
@@ -200,4 +204,69 @@ fn concurrent_writers_of_one_provider_get_no_5xx_and_never_over_allocate() {
             );
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// A claim and the delete of its provider, started together, end one
+/// after the other: the claim finds no provider, or the delete finds the
+/// claim's allocations. No foreign key holds allocations to their
+/// provider; the writers' lock order does.
+#[test]
+fn a_claim_racing_the_delete_of_its_provider_leaves_no_orphan() {
+    const ROUNDS: usize = 60;
+    let server = TestServer::start();
+    let client = server.client();
+    let mut both = 0;
+    for round in 0..ROUNDS {
+        let provider = uuid::Uuid::new_v4().to_string();
+        let created = client.post(
+            "/resource_providers",
+            &json!({"name": format!("racing-{round}"), "uuid": provider}),
+        );
+        assert_eq!(created.status, 200, "{:?}", created.body);
+        let inventory = client.put(
+            &format!("/resource_providers/{provider}/inventories"),
+            &json!({"resource_provider_generation": 0,
+                    "inventories": {"VCPU": {"total": 8}}}),
+        );
+        assert_eq!(inventory.status, 200, "{:?}", inventory.body);
+        let start = Arc::new(Barrier::new(2));
+        let claim = {
+            let (client, start, provider) = (client.clone(), start.clone(), provider.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                client.put(
+                    &format!("/allocations/{}", uuid::Uuid::new_v4()),
+                    &json!({"allocations": {provider: {"resources": {"VCPU": 1}}},
+                            "project_id": "project", "user_id": "user",
+                            "consumer_generation": null, "consumer_type": "INSTANCE"}),
+                )
+            })
+        };
+        start.wait();
+        let deleted = client.delete(&format!("/resource_providers/{provider}"));
+        let claimed = claim.join().expect("claim thread");
+        match (claimed.status, deleted.status) {
+            (204, 409) => assert_eq!(deleted.error_code(), "placement.resource_provider.inuse"),
+            (400 | 404 | 409, 204) => {}
+            other => panic!("round {round}: claim and delete answered {other:?}"),
+        }
+        if claimed.status == 204 {
+            both += 1;
+        }
+    }
+    let orphans: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM allocations a \
+         WHERE NOT EXISTS (SELECT 1 FROM resource_providers rp \
+                           WHERE rp.id = a.resource_provider_id)",
+    )
+    .get_result(&mut server.database.connection())
+    .expect("count orphans");
+    assert_eq!(orphans.count, 0, "allocations without their provider");
+    eprintln!("claim first in {both} of {ROUNDS} rounds");
 }
