@@ -3,20 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
 use crate::support::http::{Client, Reply};
-
-fn provider_with_inventory(client: &Client, name: &str, inventories: Value) -> String {
-    let uuid = uuid::Uuid::new_v4().to_string();
-    let created = client.post("/resource_providers", &json!({"name": name, "uuid": uuid}));
-    assert_eq!(created.status, 200, "{:?}", created.body);
-    let set = client.put(
-        &format!("/resource_providers/{uuid}/inventories"),
-        &json!({"resource_provider_generation": 0, "inventories": inventories}),
-    );
-    assert_eq!(set.status, 200, "{:?}", set.body);
-    uuid
-}
+use crate::support::{TestServer, provider_with_inventory};
 
 fn claim(
     client: &Client,

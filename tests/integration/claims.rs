@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::TestDatabase;
 use crate::support::http::Client;
 use crate::support::process::ServerProcess;
+use crate::support::{TestDatabase, provider_with_inventory};
 
 const PROCESSES: usize = 3;
 const CLIENTS: usize = 32;
@@ -26,27 +26,18 @@ fn many_clients_on_several_processes_never_over_allocate() {
         .map(|_| ServerProcess::start(&database.url(), 8))
         .collect();
     let admin = processes[0].client.clone();
-    let mut providers = Vec::new();
-    for index in 0..PROVIDERS {
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let created = admin.post(
-            "/resource_providers",
-            &json!({"name": format!("compute-{index}"), "uuid": uuid}),
-        );
-        assert_eq!(created.status, 200, "{:?}", created.body);
-        let inventory = admin.put(
-            &format!("/resource_providers/{uuid}/inventories"),
-            &json!({
-                "resource_provider_generation": 0,
-                "inventories": {
+    let providers: Vec<String> = (0..PROVIDERS)
+        .map(|index| {
+            provider_with_inventory(
+                &admin,
+                &format!("compute-{index}"),
+                json!({
                     "VCPU": {"total": 12, "reserved": 2, "allocation_ratio": 2.0},
                     "MEMORY_MB": {"total": 65536, "max_unit": 65536}
-                }
-            }),
-        );
-        assert_eq!(inventory.status, 200, "{:?}", inventory.body);
-        providers.push(uuid);
-    }
+                }),
+            )
+        })
+        .collect();
     let providers = Arc::new(providers);
     let clients: Vec<Client> = processes
         .iter()

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::support::clusters::{self, Cluster, Postgres, SUPERUSER, Scratch};
 use crate::support::http::Client;
+use crate::support::provider_with_inventory;
 
 /// Consumer types came at 1.38; claims and candidates are made at it.
 const MICROVERSION: &str = "1.38";
@@ -214,21 +215,11 @@ fn claim_body(provider: &str, vcpu: i64) -> Value {
 fn create_providers(client: &Client, count: usize) -> Vec<String> {
     (0..count)
         .map(|index| {
-            let uuid = Uuid::new_v4().to_string();
-            let created = client.post(
-                "/resource_providers",
-                &json!({"name": format!("failover-{index}"), "uuid": uuid}),
-            );
-            assert_eq!(created.status, 200, "{:?}", created.body);
-            let inventory = client.put(
-                &format!("/resource_providers/{uuid}/inventories"),
-                &json!({
-                    "resource_provider_generation": 0,
-                    "inventories": {"VCPU": {"total": CAPACITY, "max_unit": CAPACITY}}
-                }),
-            );
-            assert_eq!(inventory.status, 200, "{:?}", inventory.body);
-            uuid
+            provider_with_inventory(
+                client,
+                &format!("failover-{index}"),
+                json!({"VCPU": {"total": CAPACITY, "max_unit": CAPACITY}}),
+            )
         })
         .collect()
 }

@@ -7,11 +7,10 @@
 use std::sync::{Arc, Barrier};
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
 use crate::support::http::{Client, Reply};
+use crate::support::{Count, TestServer, provider_with_inventory};
 
 const PROVIDERS: usize = 3;
 const CONSUMERS: usize = 6;
@@ -206,12 +205,6 @@ fn concurrent_writers_of_one_provider_get_no_5xx_and_never_over_allocate() {
     }
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
-
 /// A claim and the delete of its provider, started together, end one
 /// after the other: the claim finds no provider, or the delete finds the
 /// claim's allocations. No foreign key holds allocations to their
@@ -223,18 +216,11 @@ fn a_claim_racing_the_delete_of_its_provider_leaves_no_orphan() {
     let client = server.client();
     let mut both = 0;
     for round in 0..ROUNDS {
-        let provider = uuid::Uuid::new_v4().to_string();
-        let created = client.post(
-            "/resource_providers",
-            &json!({"name": format!("racing-{round}"), "uuid": provider}),
+        let provider = provider_with_inventory(
+            &client,
+            &format!("racing-{round}"),
+            json!({"VCPU": {"total": 8}}),
         );
-        assert_eq!(created.status, 200, "{:?}", created.body);
-        let inventory = client.put(
-            &format!("/resource_providers/{provider}/inventories"),
-            &json!({"resource_provider_generation": 0,
-                    "inventories": {"VCPU": {"total": 8}}}),
-        );
-        assert_eq!(inventory.status, 200, "{:?}", inventory.body);
         let start = Arc::new(Barrier::new(2));
         let claim = {
             let (client, start, provider) = (client.clone(), start.clone(), provider.clone());

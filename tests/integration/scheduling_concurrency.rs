@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::TestDatabase;
 use crate::support::http::Client;
 use crate::support::process::ServerProcess;
+use crate::support::{TestDatabase, provider_with_inventory};
 
 const PROCESSES: usize = 3;
 const CLIENTS: usize = 36;
@@ -54,18 +54,6 @@ fn unexpected<'a>(outcomes: &'a [Outcome], codes: &[&str]) -> Vec<(u16, &'a str)
         .collect()
 }
 
-fn provider(client: &Client, name: &str, inventories: Value) -> String {
-    let uuid = Uuid::new_v4().to_string();
-    let created = client.post("/resource_providers", &json!({"name": name, "uuid": uuid}));
-    assert_eq!(created.status, 200, "{:?}", created.body);
-    let inventory = client.put(
-        &format!("/resource_providers/{uuid}/inventories"),
-        &json!({"resource_provider_generation": 0, "inventories": inventories}),
-    );
-    assert_eq!(inventory.status, 200, "{:?}", inventory.body);
-    uuid
-}
-
 /// Capacity per class, `(total - reserved) * allocation_ratio`.
 fn capacities(client: &Client, provider: &str) -> HashMap<String, i64> {
     let reply = client.get(&format!("/resource_providers/{provider}/inventories"));
@@ -103,7 +91,7 @@ fn anti_affinity_claims_racing_on_several_processes_hold() {
     let admin = processes[0].client.clone();
     let mut providers = Vec::new();
     for index in 0..LARGE {
-        providers.push(provider(
+        providers.push(provider_with_inventory(
             &admin,
             &format!("large-{index}"),
             json!({
@@ -113,7 +101,7 @@ fn anti_affinity_claims_racing_on_several_processes_hold() {
         ));
     }
     for index in 0..SMALL {
-        providers.push(provider(
+        providers.push(provider_with_inventory(
             &admin,
             &format!("small-{index}"),
             json!({
@@ -339,7 +327,7 @@ fn batched_claims_racing_on_several_processes_fill_capacity_exactly() {
     let admin = processes[0].client.clone();
     let providers: Vec<String> = (0..PROVIDERS)
         .map(|index| {
-            provider(
+            provider_with_inventory(
                 &admin,
                 &format!("batch-{index}"),
                 json!({

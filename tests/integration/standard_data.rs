@@ -3,17 +3,10 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use placement::server;
 use placement::storage::Database;
 
-use crate::support::TestDatabase;
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
+use crate::support::{Count, TestDatabase};
 
 fn count(connection: &mut diesel::PgConnection, table: &str) -> i64 {
     diesel::sql_query(format!("SELECT count(*) AS count FROM {table}"))

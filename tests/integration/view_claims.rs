@@ -4,7 +4,7 @@
 //! that the database would refuse.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Integer, Uuid as SqlUuid};
 use placement::domain::allocations::{self, ConsumerAllocations, Origin, ProviderResources};
 use placement::domain::consumers::{ConsumerIdentity, ExpectedGeneration};
 use placement::errors::DomainError;
@@ -17,8 +17,8 @@ use placement::view::cache::WorldCache;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::TestServer;
 use crate::support::http::Client;
+use crate::support::{Count, TestServer};
 
 /// The standard class id of VCPU.
 const VCPU: i32 = 0;
@@ -129,12 +129,6 @@ fn a_stale_view_never_lets_through_what_the_database_refuses() {
     set_vcpu(&client, &shrunk, json!({"total": 4, "reserved": 3}));
     assert_capacity_refusal(claim_through(&mut connection, &view, &shrunk, 2));
     assert_eq!(vcpu_used(&client, &shrunk), 0);
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
 }
 
 #[derive(QueryableByName)]

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use diesel::PgConnection;
 use diesel::prelude::*;
-use diesel::{PgConnection, QueryableByName};
+
+use super::Count;
 
 /// The superuser every cluster is made with (trust authentication on
 /// 127.0.0.1 only).
@@ -332,12 +334,6 @@ pub struct Cluster<'a> {
     pub name: String,
     data: PathBuf,
     pub port: u16,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
 }
 
 impl Cluster<'_> {

@@ -218,6 +218,30 @@ impl Drop for TestServer {
     }
 }
 
+/// Creates a provider named `name` with `inventories` (a new uuid, its
+/// first inventory write); answers its uuid.
+pub fn provider_with_inventory(client: &http::Client, name: &str, inventories: Value) -> String {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let created = client.post(
+        "/resource_providers",
+        &serde_json::json!({"name": name, "uuid": uuid}),
+    );
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let inventory = client.put(
+        &format!("/resource_providers/{uuid}/inventories"),
+        &serde_json::json!({"resource_provider_generation": 0, "inventories": inventories}),
+    );
+    assert_eq!(inventory.status, 200, "{:?}", inventory.body);
+    uuid
+}
+
+/// The row of a `SELECT count(*) AS count ...`.
+#[derive(QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub count: i64,
+}
+
 /// A JSON value's field as a string, for short assertions.
 pub fn text(value: &Value, pointer: &str) -> String {
     value

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::clusters::{free_port, tail};
 use super::http::{Client, Reply};
-use super::{admin_url, url_for};
+use super::{Count, admin_url, url_for};
 
 /// The project and user upstream gives consumers written before 1.8
 /// (`[placement] incomplete_consumer_project_id` and `..._user_id`).
@@ -319,12 +319,6 @@ impl Drop for UpstreamDatabase {
 /// scope.
 pub struct BareDatabase {
     pub name: String,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    count: i64,
 }
 
 impl BareDatabase {
